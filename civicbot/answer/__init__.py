@@ -1,0 +1,1 @@
+"""Answering: prompt building, local generation, grounding check, language handling."""

@@ -1,0 +1,46 @@
+"""The extractive answer: the passages' most relevant sentences, quoted verbatim. Used when
+the model's answer does not survive the grounding check, or when there is no model time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from civicbot.answer.text import sentences
+from civicbot.index.lexical import analyse_query
+
+
+@dataclass(frozen=True)
+class Quote:
+    source: int  # 1-based passage number
+    text: str
+
+
+def _terms(text: str) -> set[str]:
+    return set(analyse_query(text))
+
+
+def best_sentences(question: str, passages: Sequence[str], limit: int = 2,
+                   max_chars: int = 600) -> list[Quote]:
+    """Up to `limit` sentences that share the most question terms, favouring passages that
+    ranked higher; quoted as they stand (whitespace folded)."""
+    wanted = _terms(question)
+    if not wanted:
+        return []
+    scored: list[tuple[float, int, int, str]] = []
+    for number, passage in enumerate(passages, 1):
+        for index, span in enumerate(sentences(passage)):
+            text = " ".join(span.text.split())
+            if len(text) < 25:
+                continue
+            overlap = len(wanted & _terms(text))
+            if not overlap:
+                continue
+            rank_weight = 1.0 / (1 + 0.15 * (number - 1))
+            length_penalty = 1.0 if len(text) < 400 else 400 / len(text)
+            scored.append((overlap / len(wanted) * rank_weight * length_penalty,
+                           number, index, text[:max_chars]))
+    scored.sort(key=lambda s: -s[0])
+    picked = scored[:limit]
+    picked.sort(key=lambda s: (s[1], s[2]))  # keep document order within the answer
+    return [Quote(number, text) for _, number, _, text in picked]

@@ -1,0 +1,103 @@
+"""The grounding check: the heart of trust (docs/answering.md).
+
+A tiny local model writes fluent sentences that are sometimes false. Before anything it wrote
+is shown, every sentence is checked against the passages it cites:
+
+- a citation must point at a passage that was given;
+- every number, date and name in the sentence must occur in a cited passage;
+- most of the sentence's content words must occur there too.
+
+A sentence that cites nothing but is fully supported by one given passage gets that citation;
+a sentence that fails is dropped. The caller falls back to quoting the passages when too
+little survives."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from civicbot.answer.text import cited_numbers, fact_present, facts, sentences, strip_citations
+from civicbot.index.lexical import analyse
+
+MIN_CONTENT_SUPPORT = 0.6
+
+
+@dataclass(frozen=True)
+class CheckedSentence:
+    text: str  # without citation marks
+    sources: tuple[int, ...]  # 1-based passage numbers that support it
+    supported: bool
+    why: str = ""
+
+
+@dataclass
+class Grounding:
+    sentences: list[CheckedSentence] = field(default_factory=list)
+
+    @property
+    def kept(self) -> list[CheckedSentence]:
+        return [s for s in self.sentences if s.supported]
+
+    @property
+    def dropped(self) -> list[CheckedSentence]:
+        return [s for s in self.sentences if not s.supported]
+
+    def text(self) -> str:
+        """The supported sentences with their citations, as shown to the citizen."""
+        parts = []
+        for s in self.kept:
+            marks = "".join(f"[{n}]" for n in s.sources)
+            body = s.text.rstrip()
+            if body[-1:] in ".!?:":
+                parts.append(f"{body[:-1]} {marks}{body[-1]}")
+            else:
+                parts.append(f"{body} {marks}")
+        return " ".join(parts)
+
+
+def _support(sentence: str, passage: str, language: str) -> tuple[bool, str]:
+    missing = [f for f in facts(sentence) if not fact_present(f, passage)]
+    if missing:
+        return False, f"not in the source: {', '.join(sorted(missing))}"
+    terms = set(analyse(sentence, language))
+    if not terms:
+        return False, "no content"
+    other = "en" if language == "nl" else "nl"
+    have = set(analyse(passage, language)) | set(analyse(passage, other))
+    share = len(terms & have) / len(terms)
+    if share < MIN_CONTENT_SUPPORT:
+        return False, f"only {share:.0%} of its words are in the source"
+    return True, ""
+
+
+def check(answer: str, passages: Sequence[str], language: str) -> Grounding:
+    """Check each sentence of `answer` against `passages` (numbered from 1)."""
+    result = Grounding()
+    for span in sentences(answer):
+        cited = cited_numbers(span.text)
+        body = strip_citations(span.text)
+        if len(body) < 3:
+            continue
+        invalid = [n for n in cited if not 1 <= n <= len(passages)]
+        if invalid:
+            result.sentences.append(CheckedSentence(
+                body, (), False, f"cites a source that was not given: {invalid}"))
+            continue
+        candidates = sorted(set(cited)) or list(range(1, len(passages) + 1))
+        joined = "\n".join(passages[n - 1] for n in sorted(set(cited)))
+        if cited:
+            ok, why = _support(body, joined, language)
+            result.sentences.append(CheckedSentence(body, tuple(sorted(set(cited))), ok, why))
+            continue
+        # No citation: accept it only if one given passage supports it on its own.
+        reasons = []
+        for n in candidates:
+            ok, why = _support(body, passages[n - 1], language)
+            if ok:
+                result.sentences.append(CheckedSentence(body, (n,), True))
+                break
+            reasons.append(why)
+        else:
+            result.sentences.append(CheckedSentence(
+                body, (), False, reasons[0] if reasons else "no source"))
+    return result

@@ -1,0 +1,37 @@
+"""What civicbot says to citizens, in Dutch and English."""
+
+from __future__ import annotations
+
+TEXTS: dict[str, dict[str, str]] = {
+    "refused": {
+        "nl": "De documenten waarover ik beschik geven hierop geen antwoord, dus ik kan deze "
+              "vraag niet betrouwbaar beantwoorden.",
+        "en": "The documents I have do not answer this, so I cannot answer this question "
+              "reliably.",
+    },
+    "covers": {
+        "nl": "Ik ken onder meer deze documenten: {titles}.",
+        "en": "The documents I know include: {titles}.",
+    },
+    "empty": {
+        "nl": "Er staan nog geen documenten in mijn collectie.",
+        "en": "There are no documents in my collection yet.",
+    },
+    "extractive": {
+        "nl": "Dit zeggen de documenten erover:",
+        "en": "This is what the documents say:",
+    },
+    "other_language": {
+        "nl": "(de bron is in het Engels)",
+        "en": "(the source is in Dutch)",
+    },
+    "ocr": {
+        "nl": "tekst herkend uit een scan — controleer het origineel",
+        "en": "text recognised from a scan — check the original",
+    },
+}
+
+
+def say(key: str, language: str, **values: str) -> str:
+    texts = TEXTS[key]
+    return texts.get(language, texts["en"]).format(**values)

@@ -1,0 +1,200 @@
+"""From a question to a checked answer: retrieve, decide whether the documents answer it,
+let the local model write, check every sentence, fall back to quoting. See docs/answering.md."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from civicbot import lang
+from civicbot.answer import grounding
+from civicbot.answer.extractive import best_sentences
+from civicbot.answer.messages import say
+from civicbot.answer.prompt import build_messages
+from civicbot.answer.text import sentences
+from civicbot.errors import GenerationTimeout, ModelError
+from civicbot.model import Answer, Citation, Hit, Turn
+from civicbot.protocols import Generator
+
+log = logging.getLogger(__name__)
+
+# A follow-up leans on the conversation: it is short, or refers back ("and when does that
+# start?", "en wat geldt daarvoor?").
+_FOLLOW_UP = re.compile(
+    r"^(and|but|also|what about|en|maar|ook|en wat|hoe zit het)\b|\b(that|this|it|they|those|"
+    r"these|dat|dit|die|deze|het|hij|zij|ze|daarvan|daarvoor|daarbij|hiervoor)\b", re.I)
+
+# The model says the sources do not answer the question.
+_MODEL_DECLINES = re.compile(
+    r"(not (mentioned|stated|contain|included|provided|found)|no information|do(es)? not "
+    r"(say|answer|mention|contain)|niet (vermeld|genoemd|beschreven|te vinden|in de bronnen)|"
+    r"geen informatie|bevat(ten)? geen|staat (dit|het) niet)", re.I)
+
+
+def retrieval_query(question: str, history: Sequence[Turn]) -> str:
+    """The text to search with: a follow-up question is joined with the previous question,
+    so "and when does that start?" is searched together with what "that" is."""
+    earlier = [t.text for t in history if t.role == "user"]
+    if earlier and (len(lang.words(question)) <= 8 or _FOLLOW_UP.search(question)):
+        return f"{earlier[-1]}\n{question}"
+    return question
+
+
+def pages_label(hit: Hit) -> str:
+    c = hit.chunk
+    if c.page_start == c.page_end:
+        return f"p. {c.page_start}"
+    return f"pp. {c.page_start}-{c.page_end}"
+
+
+@dataclass
+class AnswerSettings:
+    top_k: int = 6
+    max_tokens: int = 200
+    refusal_threshold: float = 0.45
+    min_kept_share: float = 0.5  # of the model's sentences; less than that: quote instead
+
+
+class AnswerPipeline:
+    """Answers questions over whatever `search` returns. `coverage` scores how well a hit
+    covers the question (0..1); `generator` may be None (then answers are extractive)."""
+
+    def __init__(self, search: Callable[[str, int], list[Hit]],
+                 coverage: Callable[[str, Hit], float], generator: Generator | None,
+                 settings: AnswerSettings, titles: Callable[[], list[str]],
+                 link: Callable[[Hit], str]):
+        self.search = search
+        self.coverage = coverage
+        self.generator = generator
+        self.settings = settings
+        self.titles = titles
+        self.link = link
+
+    def ask(self, question: str, history: Sequence[Turn] = (),
+            on_text: Callable[[str], None] | None = None) -> Answer:
+        started = time.perf_counter()
+        language = lang.detect(question)
+        query = retrieval_query(question, history)
+        hits = self.search(query, self.settings.top_k)
+        confidence = max((self.coverage(query, h) for h in hits[:3]), default=0.0)
+        log.debug("retrieval confidence %.3f", confidence)
+        if confidence < self.settings.refusal_threshold:
+            answer = self._refusal(question, language, hits)
+        else:
+            answer = self._answer(question, language, hits, on_text)
+        answer.seconds = time.perf_counter() - started
+        return answer
+
+    # ---- the three outcomes ---------------------------------------------------------------
+
+    def _refusal(self, question: str, language: str, hits: list[Hit]) -> Answer:
+        titles = self.titles()
+        if titles:
+            shown = "; ".join(titles[:5])
+            text = f"{say('refused', language)} {say('covers', language, titles=shown)}"
+        else:
+            text = f"{say('refused', language)} {say('empty', language)}"
+        return Answer(question, text, "refused", language, [], hits)
+
+    def _answer(self, question: str, language: str, hits: list[Hit],
+                on_text: Callable[[str], None] | None) -> Answer:
+        passages = [h.chunk.text for h in hits]
+        if self.generator is not None:
+            try:
+                generated = self._generate(question, language, hits, on_text)
+            except ModelError as exc:
+                log.warning("the model could not answer (%s); quoting the sources instead", exc)
+                generated = None
+            if generated is not None:
+                draft, used = generated
+                if _MODEL_DECLINES.search(draft) and len(sentences(draft)) <= 2:
+                    return self._refusal(question, language, hits)
+                checked = grounding.check(draft, passages[:used], language)
+                total = len(checked.sentences)
+                if checked.kept and len(checked.kept) >= self.settings.min_kept_share * total:
+                    numbers = sorted({n for s in checked.kept for n in s.sources})
+                    citations = self._citations(hits, numbers, checked)
+                    text = _renumber(checked.text(), numbers)
+                    return Answer(question, text, "generated", language, citations, hits)
+                log.info("grounding check kept %d of %d sentences; quoting instead",
+                         len(checked.kept), total)
+        return self._extractive(question, language, hits, passages)
+
+    def _extractive(self, question: str, language: str, hits: list[Hit],
+                    passages: list[str]) -> Answer:
+        quotes = best_sentences(question, passages)
+        if not quotes:
+            return self._refusal(question, language, hits)
+        numbers = sorted({q.source for q in quotes})
+        lines = [say("extractive", language)]
+        for q in quotes:
+            lines.append(f"“{q.text}” [{numbers.index(q.source) + 1}]")
+        if any(hits[n - 1].chunk.language != language for n in numbers):
+            lines[0] += " " + say("other_language", language)
+        quote_of = {q.source: q.text for q in quotes}
+        citations = [self._citation(i, hits[n - 1], quote_of[n]) for i, n in enumerate(numbers, 1)]
+        return Answer(question, "\n".join(lines), "extractive", language, citations, hits)
+
+    # ---- pieces ----------------------------------------------------------------------------
+
+    def _generate(self, question: str, language: str, hits: list[Hit],
+                  on_text: Callable[[str], None] | None) -> tuple[str, int] | None:
+        gen = self.generator
+        assert gen is not None
+        sources = [(h.title, pages_label(h), h.chunk.text) for h in hits]
+        budget = gen.context_size - self.settings.max_tokens
+        messages, used = build_messages(question, language, sources, gen.count_tokens, budget)
+        if used == 0:
+            return None
+        passages = [h.chunk.text for h in hits[:used]]
+        draft = ""
+        shown = 0
+        stream = gen.stream(messages, max_tokens=self.settings.max_tokens)
+        try:
+            for piece in stream:
+                draft += piece
+                if on_text is not None:
+                    # Only sentences that pass the check are ever shown while streaming.
+                    done = sentences(draft)[:-1]
+                    if len(done) > shown:
+                        shown = len(done)
+                        checked = grounding.check(" ".join(s.text for s in done), passages,
+                                                  language)
+                        if checked.kept:
+                            on_text(checked.text())
+        except GenerationTimeout:
+            log.info("generation reached its time limit; checking what was written")
+        finally:
+            close = getattr(stream, "close", None)
+            if close:
+                close()
+        return draft.strip(), used
+
+    def _citations(self, hits: list[Hit], numbers: list[int],
+                   checked: grounding.Grounding) -> list[Citation]:
+        out = []
+        for i, n in enumerate(numbers, 1):
+            claim = next(s.text for s in checked.kept if n in s.sources)
+            quote = best_sentences(claim, [hits[n - 1].chunk.text], limit=1)
+            text = quote[0].text if quote else " ".join(hits[n - 1].chunk.text.split())[:200]
+            out.append(self._citation(i, hits[n - 1], text))
+        return out
+
+    def _citation(self, number: int, hit: Hit, quote: str) -> Citation:
+        c = hit.chunk
+        return Citation(number, c.doc, hit.title, c.page_start, c.page_end,
+                        _short(quote), self.link(hit), c.ocr)
+
+
+def _short(quote: str, limit: int = 300) -> str:
+    quote = " ".join(quote.split())
+    return quote if len(quote) <= limit else quote[: limit - 1].rsplit(" ", 1)[0] + " …"
+
+
+def _renumber(text: str, numbers: list[int]) -> str:
+    """Citations as [1], [2], ... in the order of the sources actually used."""
+    mapping = {old: new for new, old in enumerate(numbers, 1)}
+    return re.sub(r"\[(\d+)\]", lambda m: f"[{mapping.get(int(m.group(1)), m.group(1))}]", text)

@@ -1,0 +1,86 @@
+"""Sentences, citations and checkable facts in text: pure helpers for the answer step."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# A sentence ends at . ! ? (or a line break before a list item) followed by a capital, digit,
+# bullet or citation; abbreviations like "art. 27" or "o.a." are not followed by a capital.
+_SENT_END = re.compile(r"(?<=[.!?])\s+(?=[\"'‘“(\[]?[A-ZÀ-Ý0-9•\-])|\n(?=\s*[•\-–*]|\s*[a-z]\)\s)")
+CITATION = re.compile(r"\[(\d{1,2})(?:\s*[,;]\s*(\d{1,2}))*\]")
+_NUMBER = re.compile(r"\d+(?:[ .,]\d{3})*(?:[.,]\d+)?%?")
+_MONTHS = ("januari|februari|maart|april|mei|juni|juli|augustus|september|oktober|november|"
+           "december|january|february|march|may|june|july|august|october")
+_DATE = re.compile(rf"\b\d{{1,2}} ({_MONTHS}) \d{{4}}\b", re.I)
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    text: str
+
+
+def sentences(text: str) -> list[Span]:
+    """Sentences of `text` with their offsets (whitespace at the edges left out)."""
+    spans: list[Span] = []
+    pos = 0
+    for m in [*_SENT_END.finditer(text), None]:
+        end = m.start() if m else len(text)
+        piece = text[pos:end]
+        lead = len(piece) - len(piece.lstrip())
+        body = piece.strip()
+        if body:
+            spans.append(Span(pos + lead, pos + lead + len(body), body))
+        pos = m.end() if m else len(text)
+    return spans
+
+
+def cited_numbers(text: str) -> list[int]:
+    """The source numbers cited as [1], [2, 3] in `text`."""
+    out: list[int] = []
+    for m in re.finditer(r"\[([\d ,;]+)\]", text):
+        out.extend(int(n) for n in re.split(r"[ ,;]+", m.group(1)) if n.isdigit())
+    return out
+
+
+def strip_citations(text: str) -> str:
+    return re.sub(r"\s*\[[\d ,;]+\]", "", text).strip()
+
+
+def digits(value: str) -> str:
+    """A number without separators: "35 000 000" and "35.000.000" both give "35000000"."""
+    return re.sub(r"[ .,]", "", value)
+
+
+def facts(text: str) -> set[str]:
+    """Checkable facts: numbers (as digits), dates, and names (capitalised words that do not
+    start a sentence). Each must occur in the passages an answer cites."""
+    found: set[str] = set()
+    clean = strip_citations(text)
+    for m in _NUMBER.finditer(clean):
+        value = digits(m.group(0).rstrip("%"))
+        if value and not (len(value) == 1 and value in "123456789"):  # list counters
+            found.add(value)
+    for m in _DATE.finditer(clean):
+        found.add(m.group(0).lower())
+    for sent in sentences(clean):
+        tokens = re.findall(r"[^\W\d_][\w\-]*", sent.text)
+        for tok in tokens[1:]:
+            if tok[0].isupper() and len(tok) > 2 and not tok.isupper():
+                found.add(tok.lower())
+            elif tok.isupper() and len(tok) >= 2:  # acronyms: AVG, GDPR, FRIA
+                found.add(tok.lower())
+    return found
+
+
+def fact_present(fact: str, passage: str) -> bool:
+    """Whether `fact` (from `facts`) occurs in `passage`."""
+    if fact.isdigit():
+        numbers = {digits(m.group(0).rstrip("%")) for m in _NUMBER.finditer(passage)}
+        # "35 miljoen" / "35 million" states the number written "35 000 000" in the passage.
+        return fact in numbers or any(
+            n.startswith(fact) and set(n[len(fact):]) == {"0"} and len(n) - len(fact) >= 3
+            for n in numbers)
+    return fact in " ".join(passage.lower().split())

@@ -1,0 +1,298 @@
+"""The `civicbot` command. Errors become one line on stderr and an exit code:
+0 all well, 1 something failed (e.g. a rejected file), 2 usage or configuration errors."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from civicbot import __version__
+from civicbot import config as config_mod
+from civicbot.errors import CivicbotError, ConfigError
+
+log = logging.getLogger("civicbot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="civicbot", description=(
+        "A civic assistant that answers questions about public policy documents "
+        "with a local open model."))
+    p.add_argument("--version", action="version", version=f"civicbot {__version__}")
+    p.add_argument("--config", metavar="PATH",
+                   help="config file (default: ./config.toml when present, else built-in defaults)")
+    p.add_argument("--index", metavar="DIR", help="index folder (overrides [index] path)")
+    p.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("ingest", help="add or update documents in the index")
+    s.add_argument("paths", nargs="*", type=Path,
+                   help="files or folders (default: the configured corpus folders)")
+    s.add_argument("--rebuild", action="store_true",
+                   help="throw the index away and build it again (e.g. after changing model)")
+
+    s = sub.add_parser("docs", help="list or remove documents")
+    docs = s.add_subparsers(dest="docs_command", metavar="ACTION")
+    d = docs.add_parser("list", help="the documents in the index")
+    d.add_argument("--json", action="store_true")
+    d = docs.add_parser("remove", help="take documents out of the index")
+    d.add_argument("names", nargs="+")
+
+    s = sub.add_parser("search", help="ranked passages for a query")
+    s.add_argument("query")
+    s.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("ask", help="answer one question, with sources")
+    s.add_argument("question")
+    s.add_argument("--json", action="store_true")
+
+    sub.add_parser("chat", help="a conversation in the terminal")
+    sub.add_parser("models", help="put the embedded default models in place")
+
+    s = sub.add_parser("start", help="install-free start: ingest the corpus and run the bot")
+
+    sub.add_parser("run", help="run the Matrix bot against the configured homeserver")
+    sub.add_parser("stats", help="feedback counts (thumbs up and down) on answers")
+
+    s = sub.add_parser("eval", help="measure retrieval and answer quality")
+    ev = s.add_subparsers(dest="eval_command", metavar="KIND")
+    e = ev.add_parser("beir", help="retrieval on a BEIR-layout folder")
+    e.add_argument("folder", type=Path)
+    e.add_argument("--json", action="store_true")
+    e = ev.add_parser("qa", help="questions in the dev.jsonl format")
+    e.add_argument("file", type=Path)
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--retrieval-only", action="store_true")
+    e = ev.add_parser("calibrate", help="the refusal threshold for questions in dev.jsonl format")
+    e.add_argument("file", type=Path)
+    return p
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _progress_bar():  # type: ignore[no-untyped-def]
+    """A progress callback for ingestion: a bar on a terminal, nothing when piped."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(name: str, done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="file", file=sys.stderr, leave=False)
+        bar.n = done
+        bar.set_postfix_str(name[:40])
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def cmd_ingest(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    from civicbot.service import Service
+
+    service = Service(cfg)
+    folders = service.corpus_folders()
+    paths = args.paths or folders
+    if not args.paths:
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+    reports = service.corpus.ingest(paths, prune_folders=[] if args.paths else folders,
+                                    progress=_progress_bar(), rebuild=args.rebuild)
+    for r in reports:
+        print(r.describe())
+    if not reports:
+        where = ", ".join(str(p) for p in paths)
+        print(f"No documents found in {where}. Put PDF, text, Markdown or HTML files there "
+              "and run `civicbot ingest` again.")
+    rejected = sum(not r.ok for r in reports)
+    total = len(service.corpus.documents())
+    print(f"{total} documents in the index; {rejected} file(s) rejected.")
+    return 1 if rejected else 0
+
+
+def cmd_docs(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    from civicbot.service import Service
+
+    service = Service(cfg)
+    if args.docs_command == "remove":
+        reports = service.corpus.remove(args.names)
+        for r in reports:
+            print(r.describe())
+        return 0 if all(r.ok for r in reports) else 1
+    docs = sorted(service.corpus.documents().values(), key=lambda d: d.name)
+    if getattr(args, "json", False):
+        print(json.dumps([dataclasses.asdict(d) for d in docs], ensure_ascii=False, indent=1))
+        return 0
+    for d in docs:
+        print(f"{d.name}\t{d.title}\t{d.page_count} p.\t{d.chunks} passages\t{d.language}"
+              f"\t{d.added_at}")
+    if not docs:
+        print("The index holds no documents yet; add some with `civicbot ingest`.")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    from civicbot.service import Service
+
+    hits = Service(cfg).search(args.query, args.k)
+    if args.json:
+        print(json.dumps([{
+            "doc": h.chunk.doc, "title": h.title, "page_start": h.chunk.page_start,
+            "page_end": h.chunk.page_end, "score": round(h.score, 4),
+            "heading": h.chunk.heading, "text": h.chunk.text,
+        } for h in hits], ensure_ascii=False, indent=1))
+        return 0
+    for rank, h in enumerate(hits, 1):
+        pages = (f"p. {h.chunk.page_start}" if h.chunk.page_start == h.chunk.page_end
+                 else f"pp. {h.chunk.page_start}–{h.chunk.page_end}")
+        snippet = " ".join(h.chunk.text.split())[:300]
+        print(f"{rank}. {h.chunk.doc} ({pages}) score {h.score:.2f}\n   {snippet}\n")
+    if not hits:
+        print("Nothing found.")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    from civicbot import evaluate
+
+    if args.eval_command == "beir":
+        result = evaluate.beir(args.folder, cfg)
+        print(f"indexed in {result.pop('index_seconds')} s", file=sys.stderr)
+    elif args.eval_command == "calibrate":
+        from civicbot.service import Service
+
+        pairs = evaluate.confidences(args.file, Service(cfg))
+        threshold = evaluate.calibrate(pairs)
+        for score, answerable in sorted(pairs):
+            print(f"{score:.3f} {'answerable' if answerable else 'unanswerable'}")
+        print(f"refusal threshold: {threshold}")
+        return 0
+    elif args.eval_command == "qa":
+        result = evaluate.qa(args.file, cfg, retrieval_only=args.retrieval_only)
+    else:
+        raise ConfigError("usage: civicbot eval beir DIR | civicbot eval qa FILE")
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        for key, value in result.items():
+            print(f"{key:28} {value}")
+    return 0
+
+
+def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
+    print(answer.text)
+    if answer.citations:
+        print()
+        for c in answer.citations:
+            pages = (f"p. {c.page_start}" if c.page_start == c.page_end
+                     else f"pp. {c.page_start}-{c.page_end}")
+            print(f"[{c.number}] {c.title} — {c.doc}, {pages} ({c.link})\n    “{c.quote}”")
+
+
+def _answer_json(answer) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    return {
+        "answer": answer.text, "refused": answer.refused, "mode": answer.mode,
+        "language": answer.language, "seconds": round(answer.seconds, 2),
+        "citations": [dataclasses.asdict(c) for c in answer.citations],
+    }
+
+
+def cmd_ask(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    from civicbot.service import Service
+
+    answer = Service(cfg).ask(args.question)
+    if args.json:
+        print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=1))
+    else:
+        _print_answer(answer)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    from civicbot.model import Turn
+    from civicbot.service import Service
+
+    service = Service(cfg)
+    history: list[Turn] = []
+    print("Ask a question about the documents (empty line or Ctrl-D to stop).")
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        shown = ""
+
+        def stream(text: str) -> None:
+            nonlocal shown
+            if text.startswith(shown):
+                print(text[len(shown):], end="", flush=True)
+                shown = text
+
+        answer = service.ask(question, history, on_text=stream)
+        if shown:
+            print("\n")
+        _print_answer(answer)
+        history += [Turn("user", question), Turn("assistant", answer.text)]
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    from civicbot.models import default_embedding_path, ensure_default_llm
+    from civicbot.service import MODELS_DIR
+
+    print(f"embedding model: {default_embedding_path()}")
+    if cfg.llm.model_path:
+        path = cfg.resolve(cfg.llm.model_path)
+        if not path.exists():
+            raise CivicbotError(f"llm.model_path: {path} does not exist")
+    else:
+        path = ensure_default_llm(cfg.resolve(MODELS_DIR))
+    print(f"language model: {path}")
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "docs": cmd_docs, "search": cmd_search, "eval": cmd_eval,
+            "ask": cmd_ask, "chat": cmd_chat, "models": cmd_models}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        cfg = config_mod.load(args.config)
+        if args.index:
+            cfg = cfg.replace("index", path=str(Path(args.index).resolve()))
+        return COMMANDS[args.command](args, cfg)
+    except ConfigError as exc:
+        print(f"civicbot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except CivicbotError as exc:
+        print(f"civicbot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("civicbot: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

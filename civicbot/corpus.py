@@ -1,0 +1,186 @@
+"""Documents in, documents out: the one place that changes what civicbot knows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from civicbot.errors import DocumentError
+from civicbot.index.store import IndexStore, new_docinfo, passage_text
+from civicbot.ingest import chunk_document, file_sha256, read_document, supported
+from civicbot.ingest.reader import PageOcr
+from civicbot.model import DocInfo, PageIssue
+from civicbot.protocols import Embedder
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (file name, done, total)
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What happened to one file: added, replaced, unchanged, removed or rejected."""
+
+    name: str
+    status: str
+    pages: int = 0
+    chunks: int = 0
+    language: str = ""
+    title: str = ""
+    skipped: tuple[PageIssue, ...] = ()
+    reason: str = ""  # for rejected files: a short tag (corrupt, encrypted, no-text, ...)
+    message: str = ""  # for rejected files: what happened and what to do
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "rejected"
+
+    def describe(self) -> str:
+        """One line for a person."""
+        if self.status == "rejected":
+            return f"✗ {self.name}: rejected ({self.reason}): {self.message}"
+        if self.status in ("unchanged", "removed"):
+            return f"· {self.name}: {self.status}"
+        line = (f"✓ {self.name}: {self.status}, {self.pages} pages, {self.chunks} passages, "
+                f"language {self.language}")
+        if self.skipped:
+            by_reason: dict[str, list[int]] = {}
+            for issue in self.skipped:
+                by_reason.setdefault(issue.reason, []).append(issue.number)
+            parts = [f"{_REASONS.get(r, r)}: pages {_ranges(p)}" for r, p in by_reason.items()]
+            line += " — left out " + "; ".join(parts)
+        return line
+
+
+_REASONS = {"no-text": "no text layer (scanned?)", "garbled": "garbled text"}
+
+
+def _ranges(numbers: list[int]) -> str:
+    out: list[str] = []
+    start = prev = numbers[0]
+    for n in numbers[1:] + [-1]:
+        if n == prev + 1:
+            prev = n
+            continue
+        out.append(str(start) if start == prev else f"{start}–{prev}")
+        start = prev = n
+    return ", ".join(out)
+
+
+def expand(paths: Iterable[Path]) -> list[Path]:
+    """Files to ingest: the supported files in folders (recursively) and files named directly."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and supported(p)))
+        else:
+            files.append(path)
+    return files
+
+
+class Corpus:
+    """Adds, replaces and removes documents in the index, incrementally and atomically."""
+
+    def __init__(self, store: IndexStore, embedder: Embedder, chunk_words: int = 180,
+                 overlap_words: int = 40, max_bytes: int | None = None,
+                 ocr: PageOcr | None = None):
+        self.store = store
+        self.embedder = embedder
+        self.chunk_words = chunk_words
+        self.overlap_words = overlap_words
+        self.max_bytes = max_bytes
+        self.ocr = ocr
+
+    def documents(self) -> dict[str, DocInfo]:
+        return self.store.load(self.embedder.name).docs
+
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        prune_folders: Sequence[Path] = (),
+        source: Callable[[Path], str] | None = None,
+        progress: Progress | None = None,
+        rebuild: bool = False,
+    ) -> list[IngestReport]:
+        """Bring the index in line with `paths`. Documents that came from one of
+        `prune_folders` and are no longer there are removed. One new generation is
+        committed at the end; a crash before that leaves the index as it was. `rebuild`
+        starts from an empty index (the old one keeps serving until the new one is done)."""
+        files = expand(paths)
+        reports: list[IngestReport] = []
+        with self.store.writer_lock():
+            current = {} if rebuild else self.documents()
+            wanted = dict(current)
+            seen: dict[str, Path] = {}
+            for done, path in enumerate(files):
+                if progress:
+                    progress(path.name, done, len(files))
+                report, info = self._one(path, current.get(path.name), seen,
+                                         source(path) if source else str(path.parent))
+                reports.append(report)
+                if info is not None:
+                    wanted[info.name] = info
+            folders = {str(f.resolve()) for f in prune_folders}
+            for name, info in current.items():
+                gone = info.source and str(Path(info.source).resolve()) in folders
+                if gone and name not in seen:
+                    del wanted[name]
+                    reports.append(IngestReport(name, "removed"))
+            if progress:
+                progress("", len(files), len(files))
+            if wanted != current or rebuild:
+                self.store.commit(list(wanted.values()), self.embedder)
+        return reports
+
+    def _one(self, path: Path, before: DocInfo | None, seen: dict[str, Path],
+             source: str) -> tuple[IngestReport, DocInfo | None]:
+        name = path.name
+        if name in seen:
+            return IngestReport(name, "rejected", reason="duplicate-name", message=(
+                f"another file with this name was already taken from {seen[name].parent}; "
+                "rename one of them")), None
+        seen[name] = path
+        try:
+            if not path.exists():
+                return IngestReport(name, "rejected", reason="missing",
+                                    message="the file does not exist"), None
+            sha = file_sha256(path)
+            if before is not None and before.sha256 == sha:
+                return IngestReport(name, "unchanged", before.page_count, before.chunks,
+                                    before.language, before.title, before.skipped), None
+            doc = read_document(path, source=source, max_bytes=self.max_bytes, ocr=self.ocr)
+        except DocumentError as exc:
+            log.info("rejected %s: %s", name, exc.detail)
+            return IngestReport(name, "rejected", reason=exc.reason, message=exc.detail), None
+        except OSError as exc:
+            return IngestReport(name, "rejected", reason="unreadable",
+                                message=f"the file cannot be read ({exc.strerror})"), None
+
+        chunks = self.store.cached_chunks(doc.sha256)
+        vectors = self.store.cached_vectors(doc.sha256, self.embedder.name)
+        if chunks is None or vectors is None:
+            chunks = chunk_document(doc, self.chunk_words, self.overlap_words)
+            vectors = self.embedder.embed([passage_text(doc.title, c) for c in chunks])
+            self.store.cache_document(doc.sha256, chunks, vectors, self.embedder.name)
+        info = new_docinfo(name, doc.title, doc.sha256, doc.page_count, doc.language,
+                           len(chunks), doc.skipped, doc.source)
+        status = "replaced" if before is not None else "added"
+        report = IngestReport(name, status, doc.page_count, len(chunks), doc.language,
+                              doc.title, doc.skipped)
+        return report, info
+
+    def remove(self, names: Sequence[str]) -> list[IngestReport]:
+        """Take documents out of the index by file name."""
+        with self.store.writer_lock():
+            current = self.documents()
+            missing = [n for n in names if n not in current]
+            reports = [IngestReport(n, "rejected", reason="unknown", message=(
+                "no document by this name is in the index; `civicbot docs list` shows them"))
+                for n in missing]
+            keep = [info for name, info in current.items() if name not in names]
+            if len(keep) != len(current):
+                self.store.commit(keep, self.embedder)
+                reports += [IngestReport(n, "removed") for n in names if n in current]
+        return reports

@@ -1,0 +1,197 @@
+"""Quality measurement: retrieval on BEIR-layout benchmarks and answers on dev.jsonl."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from civicbot import lang
+from civicbot.config import Config
+from civicbot.errors import ConfigError
+from civicbot.index.dense import DenseIndex
+from civicbot.index.embed import SentenceTransformerEmbedder
+from civicbot.index.lexical import LexicalIndex
+from civicbot.index.store import Snapshot, passage_text
+from civicbot.ingest.chunk import chunk_document
+from civicbot.ingest.clean import normalise
+from civicbot.model import Document, Page
+from civicbot.retrieve import Retriever
+
+
+def _jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def ndcg_at_k(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:
+    """nDCG as BEIR (pytrec_eval) computes it: graded gains, log2 discount."""
+    dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted(relevant.values(), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def beir(folder: Path, cfg: Config) -> dict[str, float | int]:
+    """Rank the whole corpus for every query with civicbot's own pipeline (cleaning, chunking,
+    analysis, embedding, fusion) in a throw-away in-memory index."""
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels.tsv"):
+        if not (folder / name).exists():
+            raise ConfigError(f"{folder}: not a BEIR folder ({name} is missing)")
+    qrels: dict[str, dict[str, int]] = {}
+    with (folder / "qrels.tsv").open(encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 3 and parts[2].lstrip("-").isdigit():
+                qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+
+    chunks, owners = [], []
+    for row in _jsonl(folder / "corpus.jsonl"):
+        text = normalise(row.get("text", ""))
+        title = normalise(row.get("title", ""))
+        doc = Document(name=row["_id"], title=title, sha256="", page_count=1,
+                       language=lang.detect(f"{title}\n{text}"),
+                       pages=(Page(1, f"{title}\n{text}" if title else text),))
+        for c in chunk_document(doc, cfg.retrieval.chunk_words, cfg.retrieval.overlap_words):
+            chunks.append(c)
+            owners.append(row["_id"])
+    started = time.perf_counter()
+    embedder = SentenceTransformerEmbedder(cfg.embedding.model, cfg.embedding.batch_size)
+    texts = [passage_text("", c) for c in chunks]
+    vectors = (embedder.embed(texts) if cfg.retrieval.dense_weight > 0
+               else np.zeros((len(chunks), 1), np.float32))
+    snapshot = Snapshot(Path(tempfile.gettempdir()), embedder.name, {}, chunks,
+                        DenseIndex.build(vectors, vectors.shape[1]),
+                        LexicalIndex.build(texts, [c.language for c in chunks]), "")
+    index_seconds = time.perf_counter() - started
+    retriever = Retriever(snapshot, embedder, cfg.retrieval.dense_weight)
+
+    ndcg, r10, r100, mrr = [], [], [], []
+    queries = [q for q in _jsonl(folder / "queries.jsonl") if q["_id"] in qrels]
+    for q in queries:
+        ranked: list[str] = []
+        for hit in retriever.search(q["text"], k=len(chunks)):
+            owner = hit.chunk.doc
+            if owner not in ranked:
+                ranked.append(owner)
+            if len(ranked) >= 100:
+                break
+        rel = {d: g for d, g in qrels[q["_id"]].items() if g > 0}
+        ndcg.append(ndcg_at_k(ranked, qrels[q["_id"]], 10))
+        r10.append(len(set(ranked[:10]) & rel.keys()) / len(rel))
+        r100.append(len(set(ranked[:100]) & rel.keys()) / len(rel))
+        first = next((i for i, d in enumerate(ranked[:10]) if d in rel), None)
+        mrr.append(0.0 if first is None else 1 / (first + 1))
+    return {
+        "ndcg_at_10": round(statistics.fmean(ndcg), 4),
+        "recall_at_10": round(statistics.fmean(r10), 4),
+        "recall_at_100": round(statistics.fmean(r100), 4),
+        "mrr_at_10": round(statistics.fmean(mrr), 4),
+        "n_queries": len(queries),
+        "index_seconds": round(index_seconds, 1),
+    }
+
+
+def _hit(hit_doc: str, page_start: int, page_end: int, gold: list[dict[str, Any]]) -> bool:
+    return any(g["doc"] == hit_doc and any(page_start <= p <= page_end for p in g["pages"])
+               for g in gold)
+
+
+def _contains_fact(text: str, keys: list[str]) -> bool:
+    folded = " ".join(text.lower().split())
+    return any(" ".join(k.lower().split()) in folded for k in keys)
+
+
+def qa(path: Path, cfg: Config, retrieval_only: bool = False,
+       service: Any = None) -> dict[str, float | int]:
+    """Retrieval and answer quality on questions in the dev.jsonl format (../shared/eval)."""
+    from civicbot.service import Service
+
+    service = service or Service(cfg)
+    pipeline = None if retrieval_only else service.pipeline()
+    rows = list(_jsonl(path))
+    hit1, hit5, mrr = [], [], []
+    facts, cites_ok, cites_all, refused_unans, refused_ans, seconds = [], 0, 0, [], [], []
+    for row in rows:
+        gold = row.get("gold", [])
+        if row["answerable"]:
+            hits = service.search(row["question"], 10)
+            ranks = [i for i, h in enumerate(hits)
+                     if _hit(h.chunk.doc, h.chunk.page_start, h.chunk.page_end, gold)]
+            hit1.append(bool(ranks) and ranks[0] < 1)
+            hit5.append(bool(ranks) and ranks[0] < 5)
+            mrr.append(1 / (ranks[0] + 1) if ranks else 0.0)
+        if pipeline is None:
+            continue
+        answer = pipeline.ask(row["question"])
+        seconds.append(answer.seconds)
+        if row["answerable"]:
+            refused_ans.append(answer.refused)
+            facts.append(not answer.refused and _contains_fact(answer.text,
+                                                                row["must_contain_any"]))
+            for c in answer.citations:
+                cites_all += 1
+                cites_ok += _hit(c.doc, c.page_start, c.page_end, gold)
+        else:
+            refused_unans.append(answer.refused)
+
+    def mean(xs: list[Any]) -> float:
+        return round(statistics.fmean(xs), 4) if xs else 0.0
+
+    result: dict[str, float | int] = {
+        "hit_at_1": mean(hit1), "hit_at_5": mean(hit5), "mrr": mean(mrr),
+    }
+    if pipeline is not None:
+        result.update({
+            "key_fact_rate": mean(facts),
+            "citation_accuracy": round(cites_ok / cites_all, 4) if cites_all else 0.0,
+            "refusal_accuracy": mean(refused_unans),
+            "false_refusal_rate": mean(refused_ans),
+        })
+    result.update({
+        "n_answerable": sum(bool(r["answerable"]) for r in rows),
+        "n_unanswerable": sum(not r["answerable"] for r in rows),
+    })
+    if pipeline is not None:
+        result["median_seconds_per_answer"] = (round(statistics.median(seconds), 2)
+                                               if seconds else 0.0)
+    return result
+
+
+def confidences(path: Path, service: Any) -> list[tuple[float, bool]]:
+    """(retrieval confidence, answerable) for every question of a dev.jsonl-format file."""
+    from civicbot.answer.pipeline import retrieval_query
+    from civicbot.retrieve import coverage
+
+    snapshot = service.snapshot()
+    out = []
+    for row in _jsonl(path):
+        query = retrieval_query(row["question"], ())
+        hits = service.search(query, service.cfg.retrieval.top_k)
+        score = max((coverage(query, h, snapshot) for h in hits[:3]), default=0.0)
+        out.append((score, bool(row["answerable"])))
+    return out
+
+
+def calibrate(pairs: list[tuple[float, bool]], max_false_refusals: float = 0.1) -> float:
+    """The refusal threshold that refuses the most unanswerable questions while refusing at
+    most `max_false_refusals` of the answerable ones; midway between neighbouring scores."""
+    answerable = sorted(s for s, a in pairs if a)
+    unanswerable = [s for s, a in pairs if not a]
+    if not answerable:
+        raise ConfigError("calibration needs answerable questions")
+    # At most this many answerable questions may fall below the threshold.
+    allowed = int(max_false_refusals * len(answerable))
+    ceiling = answerable[allowed]  # the threshold must not exceed this score
+    below = [s for s in unanswerable if s < ceiling]
+    floor = max(below, default=0.0)
+    return round((floor + ceiling) / 2, 4)

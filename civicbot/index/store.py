@@ -1,0 +1,267 @@
+"""The index on disk, and how it changes safely.
+
+Layout (see docs/index-format.md):
+
+    index/
+      CURRENT                 name of the generation that serves, replaced atomically
+      gen-000042/             one complete, immutable generation
+        manifest.json         format, embedding model, documents (DocInfo)
+        chunks.jsonl          passages; line i is row i of both indexes
+        dense.faiss           faiss IndexFlatIP of the passage vectors
+        lexical/              bm25s index of the analysed passage texts
+      docs/<sha256>.json      chunks of one document version (content-addressed cache)
+      docs/<sha256>.<model>.npy  their vectors for one embedding model
+      .lock                   one writer at a time
+
+A change writes a new generation beside the old one and then points CURRENT at it with an
+atomic rename, so a crash at any moment leaves the last good generation serving. Per-document
+chunks and vectors are cached by content hash: adding, replacing or removing one document
+re-embeds only that document."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from civicbot.errors import IndexError_, ModelMismatch
+from civicbot.index.dense import DenseIndex
+from civicbot.index.lexical import LexicalIndex
+from civicbot.model import Chunk, DocInfo, PageIssue
+from civicbot.protocols import Embedder
+
+FORMAT = 1
+CHUNKER_VERSION = "c1"  # bump when chunking changes, so cached chunks are rebuilt
+_GEN = re.compile(r"^gen-(\d{6})$")
+
+
+def passage_text(title: str, chunk: Chunk) -> str:
+    """What is indexed for a passage: its heading path gives context the text lacks."""
+    return f"{chunk.heading}\n{chunk.text}" if chunk.heading else chunk.text
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def _model_key(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:12]
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _info_from_json(d: dict) -> DocInfo:
+    d = dict(d)
+    d["skipped"] = tuple(PageIssue(**s) for s in d.get("skipped", ()))
+    return DocInfo(**d)
+
+
+@dataclass
+class Snapshot:
+    """One loaded generation: immutable, safe to search from many threads."""
+
+    path: Path
+    embedding_model: str
+    docs: dict[str, DocInfo]
+    chunks: list[Chunk]
+    dense: DenseIndex
+    lexical: LexicalIndex
+    created: str
+
+    @property
+    def titles(self) -> dict[str, str]:
+        return {name: info.title for name, info in self.docs.items()}
+
+
+class IndexStore:
+    """Reads and writes the index folder. Readers take snapshots; one writer at a time."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.docs_dir = self.root / "docs"
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def current_generation(self) -> Path | None:
+        pointer = self.root / "CURRENT"
+        if not pointer.exists():
+            return None
+        name = pointer.read_text().strip()
+        path = self.root / name
+        if not _GEN.match(name) or not (path / "manifest.json").exists():
+            raise IndexError_(
+                f"the index at {self.root} points at a missing generation {name!r}; "
+                "run `civicbot ingest --rebuild` to build it again"
+            )
+        return path
+
+    def exists(self) -> bool:
+        return (self.root / "CURRENT").exists()
+
+    def load(self, embedding_model: str | None = None) -> Snapshot:
+        """The serving generation. With `embedding_model`, refuse an index built with another."""
+        gen = self.current_generation()
+        if gen is None:
+            return self.empty(embedding_model or "")
+        manifest = json.loads((gen / "manifest.json").read_text())
+        if manifest.get("format") != FORMAT:
+            raise IndexError_(
+                f"the index at {self.root} has format {manifest.get('format')}, this civicbot "
+                f"reads format {FORMAT}; run `civicbot ingest --rebuild`"
+            )
+        built_with = manifest["embedding_model"]
+        if embedding_model is not None and built_with != embedding_model:
+            raise ModelMismatch(
+                f"the index at {self.root} was built with the embedding model {built_with!r}, "
+                f"but the configuration asks for {embedding_model!r}; vectors of different "
+                "models cannot be mixed. Rebuild it with `civicbot ingest --rebuild`, or set "
+                f"[embedding] model = {built_with!r}"
+            )
+        docs = {d["name"]: _info_from_json(d) for d in manifest["docs"]}
+        with (gen / "chunks.jsonl").open(encoding="utf-8") as fh:
+            chunks = [Chunk(**json.loads(line)) for line in fh]
+        return Snapshot(
+            path=gen,
+            embedding_model=built_with,
+            docs=docs,
+            chunks=chunks,
+            dense=DenseIndex.load(gen / "dense.faiss"),
+            lexical=LexicalIndex.load(gen / "lexical", len(chunks)),
+            created=manifest["created"],
+        )
+
+    def empty(self, embedding_model: str, dimension: int = 1) -> Snapshot:
+        return Snapshot(self.root, embedding_model, {}, [], DenseIndex.build(
+            np.zeros((0, dimension), np.float32), dimension), LexicalIndex.build([], []), "")
+
+    # ---- per-document cache ----------------------------------------------------------------
+
+    def cached_chunks(self, sha256: str) -> list[Chunk] | None:
+        path = self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.json"
+        if not path.exists():
+            return None
+        return [Chunk(**c) for c in json.loads(path.read_text(encoding="utf-8"))]
+
+    def cached_vectors(self, sha256: str, model: str) -> np.ndarray | None:
+        path = self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.{_model_key(model)}.npy"
+        return np.load(path) if path.exists() else None
+
+    def cache_document(
+        self, sha256: str, chunks: Sequence[Chunk], vectors: np.ndarray, model: str
+    ) -> None:
+        """Store a document version's chunks and vectors (written atomically, never changed)."""
+        self.docs_dir.mkdir(parents=True, exist_ok=True)
+        rows = [dataclasses.asdict(c) for c in chunks]
+        _write_atomic(self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.json",
+                      json.dumps(rows, ensure_ascii=False).encode())
+        tmp = self.docs_dir / f".{sha256}.{os.getpid()}.npy"
+        np.save(tmp, vectors.astype(np.float32))
+        os.replace(tmp, self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.{_model_key(model)}.npy")
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """One writer at a time across processes (ingest, sync, the bot's uploads)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def commit(self, docs: Sequence[DocInfo], embedder: Embedder) -> Path:
+        """Write a new generation holding exactly `docs` (whose chunks and vectors must be in
+        the cache) and make it the serving one. Call while holding `writer_lock`."""
+        chunks: list[Chunk] = []
+        vectors: list[np.ndarray] = []
+        infos: list[DocInfo] = []
+        for info in sorted(docs, key=lambda d: d.name):
+            cached = self.cached_chunks(info.sha256)
+            vecs = self.cached_vectors(info.sha256, embedder.name)
+            if cached is None or vecs is None or len(vecs) != len(cached):
+                raise IndexError_(f"{info.name}: cached passages are missing; ingest it again")
+            chunks.extend(dataclasses.replace(c, doc=info.name) for c in cached)
+            vectors.append(vecs)
+            infos.append(dataclasses.replace(info, chunks=len(cached)))
+        dim = vectors[0].shape[1] if vectors else embedder.dimension
+        matrix = np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
+
+        titles = {d.name: d.title for d in infos}
+        number = self._next_number()
+        final = self.root / f"gen-{number:06d}"
+        building = self.root / f".building-{number:06d}-{os.getpid()}"
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        with (building / "chunks.jsonl").open("w", encoding="utf-8") as fh:
+            for c in chunks:
+                fh.write(json.dumps(dataclasses.asdict(c), ensure_ascii=False) + "\n")
+        DenseIndex.build(matrix, dim).save(building / "dense.faiss")
+        LexicalIndex.build([passage_text(titles[c.doc], c) for c in chunks],
+                           [c.language for c in chunks]).save(building / "lexical")
+        manifest = {
+            "format": FORMAT,
+            "created": _now(),
+            "embedding_model": embedder.name,
+            "dimension": int(dim),
+            "docs": [dataclasses.asdict(d) for d in infos],
+        }
+        (building / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+        for f in building.rglob("*"):
+            if f.is_file():
+                with f.open("rb") as fh:
+                    os.fsync(fh.fileno())
+        os.rename(building, final)
+        _fsync_dir(self.root)
+        _write_atomic(self.root / "CURRENT", final.name.encode())
+        _fsync_dir(self.root)
+        self._collect_garbage(keep={final.name})
+        return final
+
+    def _next_number(self) -> int:
+        numbers = [int(m.group(1)) for p in self.root.iterdir() if (m := _GEN.match(p.name))]
+        return max(numbers, default=0) + 1
+
+    def _collect_garbage(self, keep: set[str]) -> None:
+        """Remove old generations (keeping the previous one for readers that still hold it)
+        and interrupted builds. Cached documents stay: a re-added version needs no work."""
+        gens = sorted(p.name for p in self.root.iterdir() if _GEN.match(p.name))
+        keep = keep | set(gens[-2:])
+        for p in self.root.iterdir():
+            # Writers hold the lock, so any other build folder is left by a killed run.
+            if (_GEN.match(p.name) and p.name not in keep) or p.name.startswith(".building-"):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def new_docinfo(name: str, title: str, sha256: str, page_count: int, language: str,
+                chunks: int, skipped: Sequence[PageIssue], source: str) -> DocInfo:
+    return DocInfo(name=name, title=title, sha256=sha256, page_count=page_count,
+                   language=language, chunks=chunks, skipped=tuple(skipped), source=source,
+                   added_at=_now())

@@ -1,0 +1,43 @@
+"""The quality gate: is the text of a page real language, or nothing, or glyph garbage?"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from civicbot.lang import words
+
+MIN_LETTERS = 15  # fewer letters than this: the page has no usable text layer
+_URL = re.compile(r"https?://\S+|www\.\S+")
+
+
+@cache
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_DUTCH, STOPWORDS_EN
+
+    return frozenset(STOPWORDS_DUTCH) | frozenset(STOPWORDS_EN)
+
+
+def page_problem(text: str) -> str | None:
+    """None when the page has usable text, else "no-text" or "garbled".
+
+    Garbage from odd font encodings ("/1/2/3/4...") or random glyph letters passes a length
+    check, so we also ask that letters dominate and that common function words of Dutch or
+    English occur, as they do in any real running text."""
+    visible = "".join(_URL.sub("", text).split())
+    letters = sum(ch.isalpha() for ch in visible)
+    if len(visible) >= 100 and letters / len(visible) < 0.5:
+        return "garbled"
+    if letters < MIN_LETTERS:
+        return "no-text"
+    tokens = words(text)
+    real = [t for t in tokens if t.isalpha()]
+    if not real:
+        return "no-text"
+    stop = sum(t in _stopwords() for t in real)
+    long_words = sum(len(t) > 25 for t in real)
+    if len(real) >= 30 and stop / len(real) < 0.04:
+        return "garbled"
+    if long_words / len(real) > 0.2:
+        return "garbled"
+    return None

@@ -1,0 +1,689 @@
+"""The Matrix edge: a nio AsyncClient that syncs, decides which messages are questions,
+queues them, streams answers into edited thread replies, and survives restarts.
+
+This is the only module of civicbot that imports nio. Every nio error response is turned
+into a MatrixError here, once (`_call`), after back-off for network errors and
+M_LIMIT_EXCEEDED. The answerer is blocking and runs in a worker thread; its progress
+callbacks hop back onto the event loop with `call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    ErrorResponse,
+    RoomGetEventResponse,
+)
+from nio.api import Api, MessageDirection, RelationshipType
+from nio.responses import RoomEventRelationsResponse
+
+from civicbot.config import Config
+from civicbot.errors import CivicbotError, GenerationTimeout, MatrixError
+from civicbot.matrix import commands, events, feedback
+from civicbot.matrix.queue import Scheduler
+from civicbot.matrix.render import (
+    Rendered,
+    answer_text_from_body,
+    render_answer,
+    render_notice,
+    render_partial,
+)
+from civicbot.matrix.state import BotState
+from civicbot.matrix.texts import DEFAULT_LANGUAGE, guess_language, t
+from civicbot.model import Answer, Turn
+from civicbot.protocols import Answerer
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+SYNC_TIMEOUT_MS = 30_000
+# Only the recent past matters after a restart; a longer gap shows as `limited` in sync.
+SYNC_FILTER = {
+    "room": {"timeline": {"limit": 50}, "ephemeral": {"not_types": ["*"]}},
+    "presence": {"not_types": ["*"]},
+    "account_data": {"not_types": ["*"]},
+}
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
+SEND_PATIENCE_S = 600.0  # how long a reply keeps being retried while the server is away
+STALE_AFTER_S = 24 * 3600  # questions older than this when first seen get an apology
+HISTORY_TURNS = 10
+TYPING_MS = 30_000
+
+
+@dataclass(eq=False)  # identity, not equality: the queue finds jobs by `is`
+class Job:
+    """A question waiting for, or getting, its answer. Lives in memory only."""
+
+    event_id: str
+    room_id: str
+    thread_root: str
+    sender: str
+    text: str
+    language: str
+    in_thread: bool
+    placeholder: str = ""
+
+
+@dataclass
+class _Progress:
+    text: str = ""
+    done: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _client_config() -> AsyncClientConfig:
+    # nio's own retry loops are switched off (0): `_call` does the back-off, logs it and
+    # counts it. Encryption comes with a later task (it needs a store in data_dir).
+    return AsyncClientConfig(
+        max_limit_exceeded=0,
+        max_timeouts=0,
+        encryption_enabled=False,
+        store_sync_tokens=False,
+    )
+
+
+class Bot:
+    """One bot account serving its rooms. `await run()` until cancelled or `stop()`."""
+
+    def __init__(self, cfg: Config, answerer: Answerer):
+        self.cfg = cfg
+        self.answerer = answerer
+        self.data_dir: Path = cfg.resolve(cfg.matrix.data_dir)
+        self.state = BotState.load(self.data_dir)
+        if not cfg.matrix.homeserver:
+            raise MatrixError("matrix.homeserver: not set (e.g. https://matrix.example.org)")
+        if not (cfg.matrix.access_token or (cfg.matrix.user_id and cfg.matrix.password)):
+            raise MatrixError(
+                "matrix.access_token: not set (or set matrix.user_id and matrix.password)"
+            )
+        self.client = AsyncClient(
+            cfg.matrix.homeserver.rstrip("/"),
+            user=cfg.matrix.user_id,
+            device_id=self.state.device_id or None,
+            config=_client_config(),
+        )
+        self.scheduler: Scheduler[Job] = Scheduler(
+            self._answer, cfg.bot.queue_size, cfg.bot.rate_limit_per_minute
+        )
+        self.counters: Counter[str] = Counter()
+        self.ready = asyncio.Event()
+        self.user_id = ""
+        self.display_name = ""
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._room_language: dict[str, str] = {}
+        self._questions: dict[str, str] = {}  # answer id -> question, only with log_questions
+        self._reactions = feedback.recorded_reactions(self.data_dir)
+        self._stopping = False
+        self._known_rooms: set[str] = set()
+
+    # -- the Matrix edge -------------------------------------------------------------------
+
+    async def _call(
+        self,
+        what: str,
+        request: Callable[[], Awaitable[R]],
+        patience: float | None = SEND_PATIENCE_S,
+    ) -> R:
+        """Run one nio request; back off and retry on network errors, 5xx and
+        M_LIMIT_EXCEEDED (honouring retry_after_ms) for up to `patience` seconds (None:
+        forever); turn any other error response into MatrixError."""
+        deadline = None if patience is None else time.monotonic() + patience
+        delay = BACKOFF_FIRST_S
+        while True:
+            try:
+                resp = await request()
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                problem = f"homeserver unreachable ({type(exc).__name__})"
+                wait = delay
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                self.counters["network_errors"] += 1
+            else:
+                if not isinstance(resp, ErrorResponse):
+                    return resp
+                status = getattr(resp.transport_response, "status", 0) or 0
+                if resp.status_code == "M_LIMIT_EXCEEDED" or status == 429:
+                    wait = (resp.retry_after_ms or 5000) / 1000
+                    problem = "rate limited by the homeserver (M_LIMIT_EXCEEDED)"
+                    self.counters["rate_limited"] += 1
+                elif status >= 500:
+                    problem = f"homeserver error {status}"
+                    wait = delay
+                    delay = min(delay * 2, BACKOFF_MAX_S)
+                    self.counters["server_errors"] += 1
+                else:
+                    raise MatrixError(f"{what}: {resp.status_code or status}: {resp.message}")
+            if deadline is not None and time.monotonic() + wait > deadline:
+                raise MatrixError(f"{what}: gave up: {problem}")
+            log.warning("%s: %s; retrying in %.1f s", what, problem, wait)
+            await asyncio.sleep(wait)
+
+    async def _send(self, room_id: str, content: dict[str, Any], what: str) -> str:
+        # One transaction id for all retries: the server drops a repeated send.
+        txn = uuid.uuid4().hex
+        resp = await self._call(
+            what,
+            lambda: self.client.room_send(room_id, "m.room.message", content, tx_id=txn),
+        )
+        return str(resp.event_id)
+
+    async def _notice(
+        self,
+        room_id: str,
+        thread_root: str,
+        reply_to: str,
+        rendered: Rendered,
+        kind: str,
+        mention: str | None = None,
+        final: bool = True,
+    ) -> str:
+        content = events.notice_content(rendered, kind, thread_root, reply_to, mention, final)
+        return await self._send(room_id, content, f"sending a {kind} notice")
+
+    async def _edit(self, room_id: str, original: str, rendered: Rendered, final: bool) -> None:
+        content = events.edit_content(original, rendered, "answer", final)
+        await self._send(room_id, content, "editing an answer")
+
+    async def _typing(self, room_id: str, on: bool) -> None:
+        try:
+            await self._call(
+                "typing notice",
+                lambda: self.client.room_typing(room_id, on, timeout=TYPING_MS),
+                patience=5,
+            )
+        except MatrixError as exc:  # a missing typing notice is no reason to fail
+            log.debug("typing notice failed: %s", exc)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> None:
+        """Run `coro` in the background; failures are logged with `what`, never raised."""
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except CivicbotError as exc:
+                log.warning("%s failed: %s", what, exc)
+            except Exception:
+                log.exception("%s failed", what)
+
+        task = asyncio.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def login(self) -> None:
+        """Log in by access token (preferred) or password, keeping one device."""
+        m = self.cfg.matrix
+        if m.access_token:
+            self.client.access_token = m.access_token
+            who = await self._call("checking the access token", self.client.whoami, patience=120)
+            user_id, device_id = who.user_id, who.device_id or self.state.device_id
+            if m.user_id and m.user_id != user_id:
+                raise MatrixError(
+                    f"matrix.user_id: the access token belongs to another account than {m.user_id}"
+                )
+        else:
+            resp = await self._call(
+                "logging in",
+                lambda: self.client.login(
+                    m.password, device_name=m.device_name, device_id=self.state.device_id or None
+                ),
+                patience=120,
+            )
+            user_id, device_id = resp.user_id, resp.device_id
+        if not device_id:
+            raise MatrixError("the homeserver did not tell the bot's device id")
+        self.client.user_id, self.client.device_id = user_id, device_id
+        self.user_id = user_id
+        self.state.bind_account(user_id, device_id)
+        try:
+            profile = await self._call(
+                "reading the display name",
+                lambda: self.client.get_displayname(user_id),
+                patience=30,
+            )
+            self.display_name = profile.displayname or ""
+        except MatrixError:
+            self.display_name = ""
+        log.info("logged in with device %s", device_id)
+
+    async def run(self) -> None:
+        """Log in, catch up, answer until cancelled or stopped."""
+        try:
+            await self.login()
+            first = not self.state.next_batch
+            resp = await self._sync(full_state=True, timeout=0)
+            worker = asyncio.create_task(self.scheduler.run())
+            self._tasks.add(worker)
+            await self._recover()  # journalled questions go before those that came meanwhile
+            await self._handle_sync(resp, catch_up=not first)
+            self.state.set_sync_token(resp.next_batch)
+            self.ready.set()
+            log.info("ready (%d rooms)", len(self.client.rooms))
+            while not self._stopping:
+                resp = await self._sync(full_state=False, timeout=SYNC_TIMEOUT_MS)
+                await self._handle_sync(resp, catch_up=True)
+                self.state.set_sync_token(resp.next_batch)
+        finally:
+            await self._shutdown()
+
+    async def stop(self) -> None:
+        """Stop syncing and answering. Unanswered questions stay in the journal and are
+        answered after the next start."""
+        self._stopping = True
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.client.close()
+
+    async def _sync(self, full_state: bool, timeout: int) -> Any:
+        return await self._call(
+            "syncing",
+            lambda: self.client.sync(
+                timeout=timeout,
+                since=self.state.next_batch or None,
+                full_state=full_state,
+                sync_filter=SYNC_FILTER,
+            ),
+            patience=None,
+        )
+
+    # -- events in -------------------------------------------------------------------------
+
+    async def _handle_sync(self, resp: Any, catch_up: bool) -> None:
+        """React to one sync response. On the very first start (`catch_up=False`) old
+        messages are only skipped: they were sent before the bot existed."""
+        for room_id, info in resp.rooms.invite.items():
+            await self._on_invite(room_id, info)
+        for room_id, info in resp.rooms.join.items():
+            if info.timeline.limited and catch_up and room_id in self._known_rooms:
+                log.warning("room %s: more messages arrived while away than one sync shows; "
+                            "older ones are not answered", room_id)
+            if catch_up:
+                for event in info.timeline.events:
+                    try:
+                        await self._on_event(room_id, event.source)
+                    except CivicbotError as exc:
+                        log.warning("room %s: handling an event failed: %s", room_id, exc)
+            await self._leave_if_alone(room_id)
+        self._known_rooms = set(self.client.rooms)
+
+    async def _on_invite(self, room_id: str, info: Any) -> None:
+        inviter = ""
+        for ev in info.invite_state:
+            src = getattr(ev, "source", {}) or {}
+            if (
+                getattr(ev, "state_key", src.get("state_key")) == self.user_id
+                and getattr(ev, "membership", "") == "invite"
+            ):
+                inviter = ev.sender
+        if not inviter:
+            room = self.client.invited_rooms.get(room_id)
+            inviter = (room.inviter if room else "") or ""
+        if self._may_invite(inviter):
+            log.info("joining room %s on invitation", room_id)
+            await self._call(f"joining room {room_id}", lambda: self.client.join(room_id))
+        else:
+            log.info("declining an invitation to room %s from outside the allowed servers",
+                     room_id)
+            await self._leave(room_id)
+
+    def _may_invite(self, inviter: str) -> bool:
+        m = self.cfg.matrix
+        if not inviter:
+            return False
+        if inviter in m.allowed_users:
+            return True
+        servers = m.allowed_servers or (self.user_id.split(":", 1)[1],)
+        return ":" in inviter and inviter.split(":", 1)[1] in servers
+
+    async def _leave_if_alone(self, room_id: str) -> None:
+        room = self.client.rooms.get(room_id)
+        if room is None or room.joined_count > 1 or room.invited_count > 0:
+            return
+        log.info("leaving room %s: nobody else is in it", room_id)
+        await self._leave(room_id)
+
+    async def _leave(self, room_id: str) -> None:
+        """Leave (or decline) and forget a room, so it no longer shows in sync."""
+        await self._call(f"leaving room {room_id}", lambda: self.client.room_leave(room_id))
+        with contextlib.suppress(MatrixError):
+            await self._call(
+                f"forgetting room {room_id}", lambda: self.client.room_forget(room_id), patience=5
+            )
+
+    async def _on_event(self, room_id: str, source: dict[str, Any]) -> None:
+        reaction = events.reaction_of(source)
+        if reaction is not None:
+            self._on_reaction(source, *reaction)
+            return
+        redacted = events.redacted_id(source)
+        if redacted is not None:
+            if redacted in self._reactions:
+                feedback.record_retraction(self.data_dir, redacted)
+                self._reactions.discard(redacted)
+            return
+        msg = events.parse_message(room_id, source, self.user_id)
+        if msg is None or self.state.seen(msg.event_id):
+            return
+        room = self.client.rooms.get(room_id)
+        names = [n for n in (self.display_name, room.user_name(self.user_id) if room else "") if n]
+        direct = room is not None and room.member_count <= 2
+        addressed = (
+            direct
+            or room_id in self.cfg.matrix.answer_all_rooms
+            or (msg.thread_root is not None and msg.thread_root in self.state.threads)
+            or events.is_mentioned(msg, self.user_id, names)
+        )
+        if not addressed:
+            return
+        text = events.strip_mention(msg.body, self.user_id, names)
+        language = guess_language(text, self._room_language.get(room_id, DEFAULT_LANGUAGE))
+        thread_root = msg.thread_root or msg.event_id
+        command = commands.parse_command(text)
+        if command is not None:
+            self.state.mark_done(msg.event_id)
+            log.info("command %s in room %s", command.name, room_id)
+            self._spawn(self._command(msg, thread_root, command, language), "answering a command")
+            return
+        if not text:
+            self._short_reply(msg, thread_root, t("empty", language), "answering a bare mention")
+            return
+        if msg.timestamp_ms and time.time() - msg.timestamp_ms / 1000 > STALE_AFTER_S:
+            log.info("question %s in room %s is too old to answer", msg.event_id, room_id)
+            self._short_reply(msg, thread_root, t("stale", language), "apologising")
+            return
+        if not self.state.accept(msg.event_id, room_id, thread_root):
+            return
+        job = Job(msg.event_id, room_id, thread_root, msg.sender, text, language,
+                  in_thread=msg.thread_root is not None)
+        self._admit(job, rate_limited=True)
+
+    def _short_reply(self, msg: events.Incoming, thread_root: str, text: str, what: str) -> None:
+        self.state.mark_done(msg.event_id)
+        self._spawn(
+            self._notice(msg.room_id, thread_root, msg.event_id, render_notice(text), "status"),
+            what,
+        )
+
+    def _admit(self, job: Job, rate_limited: bool) -> None:
+        admission = self.scheduler.offer(job.sender, job, rate_limited=rate_limited)
+        log.info("question %s in room %s: %s%s", job.event_id, job.room_id, admission.status,
+                 f" (place {admission.position})" if admission.position else "")
+        if admission.status in ("busy", "rate_limited"):
+            self.counters[admission.status] += 1
+            self.state.finish(job.event_id)
+            text = (t("busy", job.language) if admission.status == "busy"
+                    else t("rate_limited", job.language, s=max(1, round(admission.retry_after))))
+            self._spawn(self._reply_status(job, text), f"telling a citizen: {admission.status}")
+            return
+        self._spawn(self._typing(job.room_id, True), "typing notice")
+        if admission.status == "queued":
+            self._spawn(
+                self._reply_status(job, t("queued", job.language, n=admission.position)),
+                "telling a citizen their place in the queue",
+            )
+
+    async def _reply_status(self, job: Job, text: str) -> None:
+        if job.placeholder:  # recovered after a restart: reuse the message already there
+            await self._edit(job.room_id, job.placeholder, render_notice(text), final=True)
+        else:
+            await self._notice(job.room_id, job.thread_root, job.event_id, render_notice(text),
+                               "status", mention=job.sender)
+
+    def _on_reaction(self, source: dict[str, Any], target: str, key: str) -> None:
+        reaction_id = str(source.get("event_id", ""))
+        if source.get("sender") == self.user_id or reaction_id in self._reactions:
+            return
+        placeholders = {p.placeholder for p in self.state.pending.values()}
+        if target not in self.state.answers and target not in placeholders:
+            return
+        vote = feedback.vote_from_key(key)
+        if vote is None:
+            return
+        question = self._questions.get(target) if self.cfg.bot.log_questions else None
+        feedback.record_vote(self.data_dir, target, vote, reaction_id, question=question)
+        self._reactions.add(reaction_id)
+        log.info("feedback %s on answer %s", vote, target)
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def _command(
+        self, msg: events.Incoming, thread_root: str, command: commands.Command, language: str
+    ) -> None:
+        lang = command.language or language
+        if command.name == "help":
+            rendered = commands.help_text(lang)
+        elif command.name == "about":
+            facts = await asyncio.to_thread(self.answerer.about)
+            rendered = commands.about_text(facts, lang, self.cfg.matrix.source_code_url)
+        elif command.name == "sources":
+            docs = await asyncio.to_thread(self.answerer.documents)
+            rendered = commands.sources_text(docs, lang)
+        elif command.name == "privacy":
+            rendered = commands.privacy_text(lang, self.cfg.bot.log_questions)
+        else:
+            rendered = commands.unknown_text(command.word, lang)
+        await self._notice(msg.room_id, thread_root, msg.event_id, rendered, "command")
+
+    # -- answering -------------------------------------------------------------------------
+
+    async def _answer(self, job: Job) -> None:
+        """Answer one question: placeholder, streamed edits, final edit with sources."""
+        typing = asyncio.create_task(self._keep_typing(job.room_id))
+        try:
+            if not job.placeholder:
+                job.placeholder = await self._notice(
+                    job.room_id, job.thread_root, job.event_id,
+                    render_notice(t("thinking", job.language)), "answer",
+                    mention=job.sender, final=False,
+                )
+                self.state.set_placeholder(job.event_id, job.placeholder)
+            history = await self._history(job) if job.in_thread else []
+            rendered, answer = await self._generate(job, history)
+            await self._edit(job.room_id, job.placeholder, rendered, final=True)
+        finally:
+            typing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await typing
+        if answer is not None:
+            self._room_language[job.room_id] = answer.language
+            if self.cfg.bot.log_questions:
+                self._questions[job.placeholder] = job.text
+        self.state.finish(job.event_id, answer_id=job.placeholder, thread_root=job.thread_root)
+        self.counters["answered"] += 1
+        self._spawn(self._typing(job.room_id, False), "typing notice")
+        log.info("question %s answered (%s)", job.event_id,
+                 answer.mode if answer is not None else "error")
+
+    async def _generate(self, job: Job, history: list[Turn]) -> tuple[Rendered, Answer | None]:
+        loop = asyncio.get_running_loop()
+        progress = _Progress()
+
+        def update(text: str) -> None:  # on the event loop
+            if not progress.done:
+                progress.text = text
+                progress.changed.set()
+
+        def on_text(text: str) -> None:  # in the worker thread
+            loop.call_soon_threadsafe(update, text)
+
+        editor = asyncio.create_task(self._stream_edits(job, progress))
+        answer: Answer | None = None
+        try:
+            answer = await asyncio.to_thread(self.answerer.ask, job.text, history, on_text)
+            rendered = render_answer(answer)
+        except GenerationTimeout:
+            rendered = render_notice(t("timeout", job.language))
+        except CivicbotError as exc:
+            log.warning("question %s could not be answered: %s", job.event_id, exc)
+            rendered = render_notice(t("error", job.language))
+        except Exception:
+            log.exception("question %s: the answerer failed", job.event_id)
+            rendered = render_notice(t("error", job.language))
+        finally:
+            # Let the editor finish the edit it may be sending, so that no partial edit can
+            # land after the final one.
+            progress.done = True
+            progress.finished.set()
+            progress.changed.set()
+            try:
+                await editor
+            except CivicbotError as exc:
+                log.warning("streaming edits stopped: %s", exc)
+        return rendered, answer
+
+    async def _stream_edits(self, job: Job, progress: _Progress) -> None:
+        """Edit the placeholder as text arrives: at most one edit per edit_interval_s and
+        max_edits - 1 in all (the last one is reserved for the final answer)."""
+        edits, sent = 0, ""
+        while edits < self.cfg.bot.max_edits - 1:
+            await progress.changed.wait()
+            progress.changed.clear()
+            if progress.done:
+                return
+            text = progress.text
+            if text.strip() and text != sent:
+                await self._edit(job.room_id, job.placeholder,
+                                 render_partial(text, job.language), final=False)
+                sent, edits = text, edits + 1
+                self.counters["edits"] += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(progress.finished.wait(), self.cfg.bot.edit_interval_s)
+            if progress.done:
+                return
+
+    async def _keep_typing(self, room_id: str) -> None:
+        while True:
+            await self._typing(room_id, True)
+            await asyncio.sleep(TYPING_MS / 1000 * 0.7)
+
+    async def _history(self, job: Job) -> list[Turn]:
+        """The thread's earlier messages as conversation turns (best effort: a failure
+        means an answer without context, not no answer)."""
+        try:
+            return await self._thread_turns(job)
+        except (CivicbotError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("question %s: reading the thread failed (%s); answering without it",
+                        job.event_id, exc)
+            return []
+
+    async def _thread_turns(self, job: Job) -> list[Turn]:
+        root = await self._call(
+            "reading a thread",
+            lambda: self.client.room_get_event(job.room_id, job.thread_root),
+            patience=30,
+        )
+        assert isinstance(root, RoomGetEventResponse)
+        # One page of the newest thread messages is plenty for HISTORY_TURNS. nio's
+        # room_get_event_relations iterator fails with AttributeError on an error response,
+        # so the request is made here, through `_call` like every other.
+        method, path = Api.room_get_event_relations(
+            self.client.access_token, job.room_id, job.thread_root, RelationshipType.thread,
+            direction=MessageDirection.back, limit=50,
+        )
+        page = await self._call(
+            "reading a thread",
+            lambda: self.client._send(
+                RoomEventRelationsResponse, method, path,
+                response_data=(job.room_id, job.thread_root),
+            ),
+            patience=30,
+        )
+        sources = [root.event.source] + [ev.source for ev in page.events]
+        sources.sort(key=lambda s: int(s.get("origin_server_ts") or 0))
+        room = self.client.rooms.get(job.room_id)
+        names = [n for n in (self.display_name, room.user_name(self.user_id) if room else "") if n]
+        turns: list[Turn] = []
+        for src in sources:
+            if src.get("event_id") == job.event_id:
+                break
+            if src.get("type") != "m.room.message":
+                continue
+            if src.get("sender") == self.user_id:
+                content = events.current_content(src)
+                if content.get(events.KIND) == "answer" and content.get(events.FINAL):
+                    turns.append(Turn("assistant", answer_text_from_body(str(content["body"]))))
+                continue
+            msg = events.parse_message(job.room_id, src, self.user_id)
+            if msg is None:
+                continue
+            text = events.strip_mention(msg.body, self.user_id, names)
+            if text and commands.parse_command(text) is None:
+                turns.append(Turn("user", text))
+        return turns[-HISTORY_TURNS:]
+
+    # -- after a restart -------------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """Answer the questions journalled before a crash or restart, or say they were lost."""
+        for pending in list(self.state.pending.values()):
+            if any(j.event_id == pending.event_id for j in self.scheduler.queue.order()):
+                continue
+            msg = None
+            try:
+                resp = await self._call(
+                    "reading a journalled question",
+                    lambda p=pending: self.client.room_get_event(p.room_id, p.event_id),
+                    patience=30,
+                )
+                msg = events.parse_message(pending.room_id, resp.event.source, self.user_id)
+            except MatrixError as exc:
+                log.warning("journalled question %s cannot be read: %s", pending.event_id, exc)
+            room = self.client.rooms.get(pending.room_id)
+            names = [n for n in (self.display_name, room.user_name(self.user_id) if room else "")
+                     if n]
+            text = events.strip_mention(msg.body, self.user_id, names) if msg else ""
+            language = guess_language(text) if text else DEFAULT_LANGUAGE
+            job = Job(pending.event_id, pending.room_id, pending.thread_root,
+                      msg.sender if msg else "", text, language,
+                      in_thread=bool(msg and msg.thread_root), placeholder=pending.placeholder)
+            if not text:
+                log.info("journalled question %s was lost; telling the citizen", job.event_id)
+                self.state.finish(job.event_id)
+                self._spawn(self._reply_status(job, t("lost", language)), "apologising")
+                continue
+            log.info("answering journalled question %s after a restart", job.event_id)
+            self._admit(job, rate_limited=False)
+
+
+async def serve(cfg: Config, answerer: Answerer) -> None:
+    """Run the bot until SIGINT or SIGTERM."""
+    bot = Bot(cfg, answerer)
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(bot.run())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # not on Windows
+            loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        log.info("stopped")
+
+
+def run(cfg: Config, answerer: Answerer) -> None:
+    """`civicbot run`: serve Matrix rooms with `answerer` until interrupted."""
+    asyncio.run(serve(cfg, answerer))

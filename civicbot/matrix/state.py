@@ -1,0 +1,175 @@
+"""The bot's memory across restarts, in `data_dir/state.json`, written atomically.
+
+Kept: the device id (so a restart creates no new device), the sync position (so old
+messages are not answered again), a journal of accepted questions not yet answered (so a
+crash is followed by an answer or an apology, never silence), and bounded lists of recently
+handled question ids, answer ids and thread roots. Only event and room ids: no question
+text and no user ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from civicbot.errors import MatrixError
+
+STATE_FILE = "state.json"
+VERSION = 1
+KEEP_DONE = 2000
+KEEP_ANSWERS = 5000
+KEEP_THREADS = 5000
+
+
+@dataclass
+class Pending:
+    """A question accepted but not yet answered."""
+
+    event_id: str
+    room_id: str
+    thread_root: str  # the thread the answer goes into (the question itself if it had none)
+    accepted_at: float
+    placeholder: str = ""  # the bot's message being edited into the answer, once sent
+
+
+class _BoundedSet:
+    """An insertion-ordered set that forgets its oldest members beyond `limit`."""
+
+    def __init__(self, limit: int, items: Iterable[str] = ()):
+        self.limit = limit
+        self._items: dict[str, None] = dict.fromkeys(items)
+        self._trim()
+
+    def add(self, item: str) -> None:
+        self._items.pop(item, None)
+        self._items[item] = None
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self._items) > self.limit:
+            del self._items[next(iter(self._items))]
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def to_list(self) -> list[str]:
+        return list(self._items)
+
+
+class BotState:
+    """Load with `BotState.load(data_dir)`; every change method saves at once."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.user_id = ""  # the bot's own id: the state belongs to one account
+        self.device_id = ""
+        self.next_batch = ""
+        self.pending: dict[str, Pending] = {}
+        self.done = _BoundedSet(KEEP_DONE)
+        self.answers = _BoundedSet(KEEP_ANSWERS)
+        self.threads = _BoundedSet(KEEP_THREADS)
+
+    @classmethod
+    def load(cls, data_dir: str | os.PathLike[str]) -> BotState:
+        """The saved state in `data_dir`, or a fresh one (the folder is created, private)."""
+        folder = Path(data_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            os.chmod(folder, 0o700)
+        except PermissionError:  # pragma: no cover - a folder owned by someone else
+            pass
+        state = cls(folder / STATE_FILE)
+        if not state.path.exists():
+            return state
+        try:
+            data: dict[str, Any] = json.loads(state.path.read_text(encoding="utf-8"))
+            state.user_id = str(data.get("user_id", ""))
+            state.device_id = str(data.get("device_id", ""))
+            state.next_batch = str(data.get("next_batch", ""))
+            state.pending = {p["event_id"]: Pending(**p) for p in data.get("pending", [])}
+            state.done = _BoundedSet(KEEP_DONE, data.get("done", []))
+            state.answers = _BoundedSet(KEEP_ANSWERS, data.get("answers", []))
+            state.threads = _BoundedSet(KEEP_THREADS, data.get("threads", []))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise MatrixError(
+                f"{state.path} is damaged ({exc}); move it away to start afresh "
+                "(old messages may then be answered again)"
+            ) from exc
+        return state
+
+    def save(self) -> None:
+        data = {
+            "version": VERSION,
+            "user_id": self.user_id,
+            "device_id": self.device_id,
+            "next_batch": self.next_batch,
+            "pending": [asdict(p) for p in self.pending.values()],
+            "done": self.done.to_list(),
+            "answers": self.answers.to_list(),
+            "threads": self.threads.to_list(),
+        }
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    # -- the account ----------------------------------------------------------------------
+
+    def bind_account(self, user_id: str, device_id: str) -> None:
+        """Remember who we are. State saved by another account is dropped: its sync token
+        and journal mean nothing to this one."""
+        if self.user_id and self.user_id != user_id:
+            fresh = BotState(self.path)
+            self.__dict__.update(fresh.__dict__)
+        self.user_id, self.device_id = user_id, device_id
+        self.save()
+
+    def set_sync_token(self, token: str) -> None:
+        if token and token != self.next_batch:
+            self.next_batch = token
+            self.save()
+
+    # -- the journal ----------------------------------------------------------------------
+
+    def seen(self, event_id: str) -> bool:
+        """Whether this question was accepted before (pending or handled)."""
+        return event_id in self.pending or event_id in self.done
+
+    def accept(self, event_id: str, room_id: str, thread_root: str) -> bool:
+        """Journal a new question; False if it was seen before (never answer twice)."""
+        if self.seen(event_id):
+            return False
+        self.pending[event_id] = Pending(event_id, room_id, thread_root, time.time())
+        self.save()
+        return True
+
+    def set_placeholder(self, event_id: str, placeholder: str) -> None:
+        if event_id in self.pending:
+            self.pending[event_id].placeholder = placeholder
+            self.save()
+
+    def finish(self, event_id: str, answer_id: str = "", thread_root: str = "") -> None:
+        """The question has had its reply: leave the journal for good."""
+        self.pending.pop(event_id, None)
+        self.done.add(event_id)
+        if answer_id:
+            self.answers.add(answer_id)
+        if thread_root:
+            self.threads.add(thread_root)
+        self.save()
+
+    def mark_done(self, event_id: str) -> None:
+        """Remember an event as handled without journalling it (commands, refusals)."""
+        self.done.add(event_id)
+        self.save()

@@ -1,0 +1,56 @@
+"""The small interfaces the core talks to. Adapters (sentence-transformers, llama-cpp, nio)
+implement them; tests use small honest implementations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from civicbot.model import Answer, DocInfo, Turn
+
+
+class Embedder(Protocol):
+    name: str  # identifies the model; the index refuses to mix names
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        ...
+
+
+class Generator(Protocol):
+    name: str
+
+    def stream(
+        self, messages: list[dict[str, str]], max_tokens: int | None = None
+    ) -> Iterator[str]:
+        """Yield pieces of the reply to chat `messages` ({"role", "content"} dicts)."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    @property
+    def context_size(self) -> int: ...
+
+
+class Answerer(Protocol):
+    """What the bot and the CLI need from the answering service. Blocking calls: run them
+    in a thread (`asyncio.to_thread`) from async code."""
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[Turn] = (),
+        on_text: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """Answer `question`; `on_text` is called with the text so far while it is written."""
+        ...
+
+    def documents(self) -> list[DocInfo]: ...
+
+    def about(self) -> dict[str, str]:
+        """Facts for the transparency card: model file, sha256 prefix, embedding model,
+        number of documents, last corpus change."""
+        ...

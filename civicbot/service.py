@@ -1,0 +1,128 @@
+"""The service: builds civicbot's parts from a Config and keeps the serving index fresh.
+The CLI and the bot talk to this; it talks to the core and the adapters."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from civicbot.config import Config
+from civicbot.corpus import Corpus
+from civicbot.index.embed import SentenceTransformerEmbedder
+from civicbot.index.store import IndexStore, Snapshot
+from civicbot.model import Answer, DocInfo, Hit, Turn
+from civicbot.protocols import Embedder
+from civicbot.retrieve import Retriever
+
+
+class Service:
+    """Search (and, with a generator, answers) over the serving index. Thread-safe: a new
+    generation written by an ingest or sync is picked up before the next question, and a
+    question already running finishes on the snapshot it started with."""
+
+    def __init__(self, cfg: Config, embedder: Embedder | None = None):
+        self.cfg = cfg
+        self.embedder = embedder or SentenceTransformerEmbedder(
+            cfg.embedding.model, cfg.embedding.batch_size)
+        self.store = IndexStore(cfg.resolve(cfg.index.path))
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+
+    @functools.cached_property
+    def corpus(self) -> Corpus:
+        return Corpus(
+            self.store, self.embedder,
+            chunk_words=self.cfg.retrieval.chunk_words,
+            overlap_words=self.cfg.retrieval.overlap_words,
+            max_bytes=self.cfg.corpus.max_file_mb * 1_000_000,
+        )
+
+    def corpus_folders(self) -> list[Path]:
+        return [self.cfg.resolve(p) for p in self.cfg.corpus.paths]
+
+    def snapshot(self) -> Snapshot:
+        """The serving generation, reloaded when a writer has swapped in a new one."""
+        gen = self.store.current_generation()
+        with self._lock:
+            if self._snapshot is None or (gen is not None and self._snapshot.path != gen):
+                self._snapshot = self.store.load(self.embedder.name)
+            return self._snapshot
+
+    def search(self, query: str, k: int = 10) -> list[Hit]:
+        retriever = Retriever(self.snapshot(), self.embedder, self.cfg.retrieval.dense_weight)
+        return retriever.search(query, k)
+
+    # ---- answers ---------------------------------------------------------------------------
+
+    @functools.cached_property
+    def generator(self):  # type: ignore[no-untyped-def]
+        """The local model (loaded lazily on the first question)."""
+        from civicbot.answer.llm import LlamaGenerator
+
+        return LlamaGenerator.from_config(self.cfg.llm, self.model_path())
+
+    def model_path(self) -> Path:
+        from civicbot.models import DEFAULT_GGUF_NAME
+
+        if self.cfg.llm.model_path:
+            return self.cfg.resolve(self.cfg.llm.model_path)
+        return self.cfg.resolve(MODELS_DIR) / DEFAULT_GGUF_NAME
+
+    def pipeline(self, use_model: bool = True):  # type: ignore[no-untyped-def]
+        from civicbot.answer.pipeline import AnswerPipeline, AnswerSettings
+        from civicbot.retrieve import coverage
+
+        snapshot = self.snapshot()
+        threshold = self.cfg.answer.refusal_threshold
+        settings = AnswerSettings(
+            top_k=self.cfg.retrieval.top_k,
+            max_tokens=self.cfg.llm.max_tokens,
+            refusal_threshold=threshold if threshold >= 0 else CALIBRATED_THRESHOLD,
+        )
+        return AnswerPipeline(
+            search=lambda q, k: Retriever(snapshot, self.embedder,
+                                          self.cfg.retrieval.dense_weight).search(q, k),
+            coverage=lambda q, hit: coverage(q, hit, snapshot),
+            generator=self.generator if use_model else None,
+            settings=settings,
+            titles=lambda: sorted({d.title for d in snapshot.docs.values()}),
+            link=lambda hit: link(snapshot.docs.get(hit.chunk.doc), hit),
+        )
+
+    def ask(self, question: str, history: Sequence[Turn] = (),
+            on_text: Callable[[str], None] | None = None) -> Answer:
+        return self.pipeline().ask(question, history, on_text)
+
+    def documents(self) -> list[DocInfo]:
+        return sorted(self.snapshot().docs.values(), key=lambda d: d.name)
+
+    def about(self) -> dict[str, str]:
+        from civicbot.models import file_sha256
+
+        path = self.model_path()
+        docs = self.documents()
+        return {
+            "model": path.name,
+            "model_sha256": file_sha256(path)[:12] if path.exists() else "missing",
+            "embedding_model": self.embedder.name,
+            "documents": str(len(docs)),
+            "corpus_changed": self.snapshot().created or "never",
+        }
+
+
+# Where `civicbot models` puts the embedded default model, relative to the config folder.
+MODELS_DIR = "models"
+
+# The refusal threshold on retrieval coverage, calibrated with `civicbot eval calibrate`
+# (docs/answering.md explains how and on what data).
+CALIBRATED_THRESHOLD = 0.45
+
+
+def link(info: DocInfo | None, hit: Hit) -> str:
+    """A link to the cited page: the public source with #page=N, or the file name."""
+    page = f"#page={hit.chunk.page_start}"
+    if info is not None and info.source.startswith(("http://", "https://")):
+        return info.source + page
+    return hit.chunk.doc + page

@@ -1,0 +1,33 @@
+"""Small honest implementations of civicbot's protocols for fast unit tests."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from civicbot.lang import words
+
+
+class HashingEmbedder:
+    """Bag of words hashed into 64 dimensions: texts sharing words are similar."""
+
+    name = "test:hashing-64"
+    dimension = 64
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.texts_embedded = 0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts_embedded += len(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for w in words(text):
+                out[row, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dimension] += 1
+            norm = np.linalg.norm(out[row])
+            if norm:
+                out[row] /= norm
+        return out

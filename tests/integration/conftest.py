@@ -1,0 +1,56 @@
+"""Fixtures for integration tests: the Matrix harness (a session-wide Synapse and friends)."""
+
+import sys
+from pathlib import Path
+
+# tests/ is not a package: make its helper modules importable however pytest is started.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from matrix_harness import answerer, bot_account, homeserver  # noqa: E402, F401
+
+
+# ---- the real corpus index, built once per test session ----------------------------------
+
+import dataclasses as _dc  # noqa: E402
+from pathlib import Path as _Path  # noqa: E402
+
+import pytest as _pytest  # noqa: E402
+
+
+@_dc.dataclass
+class CorpusIndex:
+    path: _Path
+    embedder: object
+    reports: list
+    snapshot: object
+    retriever: object
+
+    def counting_embedder(self):
+        """The real embedder, counting what it embeds."""
+        real = self.embedder
+
+        class Counting:
+            name = real.name
+            dimension = real.dimension
+            texts_embedded = 0
+
+            def embed(self, texts):
+                Counting.texts_embedded += len(texts)
+                return real.embed(texts)
+
+        return Counting()
+
+
+@_pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory, shared):
+    from civicbot.corpus import Corpus
+    from civicbot.index.embed import SentenceTransformerEmbedder
+    from civicbot.index.store import IndexStore
+    from civicbot.retrieve import Retriever
+
+    path = tmp_path_factory.mktemp("corpus-index") / "index"
+    embedder = SentenceTransformerEmbedder()
+    store = IndexStore(path)
+    reports = Corpus(store, embedder).ingest(sorted((shared / "corpus").glob("*.pdf")))
+    snapshot = store.load(embedder.name)
+    return CorpusIndex(path, embedder, reports, snapshot, Retriever(snapshot, embedder))
