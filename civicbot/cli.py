@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("chat", help="a conversation in the terminal")
     sub.add_parser("models", help="put the embedded default models in place")
 
-    s = sub.add_parser("start", help="install-free start: ingest the corpus and run the bot")
+    sub.add_parser("start", help=(
+        "ingest the corpus and run the bot (on an embedded local homeserver when no "
+        "homeserver is configured)"))
 
     sub.add_parser("run", help="run the Matrix bot against the configured homeserver")
     sub.add_parser("stats", help="feedback counts (thumbs up and down) on answers")
@@ -267,8 +269,72 @@ def cmd_models(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     return 0
 
 
+def _bot_logging(cfg: config_mod.Config, verbose: bool) -> None:
+    from civicbot.logs import setup
+
+    setup(cfg.logging, verbose)
+
+
+def cmd_run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    from civicbot.matrix.bot import run
+    from civicbot.service import Service
+
+    if not cfg.matrix.homeserver:
+        raise ConfigError("matrix.homeserver: not set; set it (and matrix.user_id with an "
+                          "access token or password), or use `civicbot start` for an embedded "
+                          "local homeserver")
+    _bot_logging(cfg, args.verbose)
+    run(cfg, Service(cfg))
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    from civicbot.matrix.feedback import feedback_stats
+
+    stats = feedback_stats(cfg.resolve(cfg.matrix.data_dir))
+    print(f"answers with feedback: {stats.answers}\n👍 {stats.up}\n👎 {stats.down}\n"
+          f"votes: {stats.total}")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    """The README's first command: ingest the configured corpus, then serve Matrix."""
+    from civicbot.matrix.bot import run
+    from civicbot.service import Service
+
+    service = Service(cfg)
+    folders = service.corpus_folders()
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    reports = service.corpus.ingest(folders, prune_folders=folders, progress=_progress_bar())
+    for r in reports:
+        if r.status != "unchanged":
+            print(r.describe())
+    count = len(service.corpus.documents())
+    print(f"{count} documents in the index.")
+    if count == 0:
+        print("The corpus is empty: put PDF, text, Markdown or HTML files in "
+              f"{', '.join(str(f) for f in folders)} and start again (or run "
+              "`civicbot ingest`). The bot will say it has no documents until then.")
+    _bot_logging(cfg, args.verbose)
+    if cfg.matrix.homeserver:
+        run(cfg, service)
+        return 0
+    from civicbot import embedded
+
+    local, bot_cfg = embedded.start(cfg)
+    try:
+        print(local.instructions(), flush=True)
+        service.cfg = bot_cfg
+        run(bot_cfg, service)
+    finally:
+        local.homeserver.stop()
+    return 0
+
+
 COMMANDS = {"ingest": cmd_ingest, "docs": cmd_docs, "search": cmd_search, "eval": cmd_eval,
-            "ask": cmd_ask, "chat": cmd_chat, "models": cmd_models}
+            "ask": cmd_ask, "chat": cmd_chat, "models": cmd_models, "run": cmd_run,
+            "stats": cmd_stats, "start": cmd_start}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -108,7 +108,7 @@ class Service:
             "model_sha256": file_sha256(path)[:12] if path.exists() else "missing",
             "embedding_model": self.embedder.name,
             "documents": str(len(docs)),
-            "corpus_changed": self.snapshot().created or "never",
+            "corpus_updated": self.snapshot().created or "never",
         }
 
 

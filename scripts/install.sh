@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 EXTRAS=${CIVICBOT_EXTRAS:-dev}
+LLAMA_VERSION=0.3.36
 
 if [ ! -x .venv/bin/python ]; then
   echo "civicbot: creating a virtual environment in .venv"
@@ -20,7 +21,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # torch first, pinned to the CPU build: an unpinned torch (pulled in by
   # sentence-transformers) would download a CUDA build of several GB.
   "${PIP[@]}" install "torch==2.13.0"
-  echo "civicbot: installing (the first time, llama-cpp-python compiles for about 6 minutes)"
+  # llama-cpp-python ships only sources. A default build tunes for the build machine's CPU
+  # (-march=native), and on virtual machines that advertise AVX-512/AMX without supporting
+  # them the result dies with "Illegal instruction". Build a portable AVX2 wheel once and
+  # keep it in the user's cache, so fresh clones install it in seconds.
+  wheels="${XDG_CACHE_HOME:-$HOME/.cache}/civicbot/wheels-$LLAMA_VERSION-avx2"
+  if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    echo "civicbot: compiling llama-cpp-python $LLAMA_VERSION (once; about 6 minutes on 2 cores)"
+    mkdir -p "$wheels"
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
+      "${PIP[@]}" wheel --no-deps --no-cache-dir -w "$wheels" "llama-cpp-python==$LLAMA_VERSION"
+  fi
+  "${PIP[@]}" install "$wheels"/llama_cpp_python-*.whl
+  echo "civicbot: installing"
   "${PIP[@]}" install -e ".[$EXTRAS]"
   echo "$want" > "$stamp"
 fi

@@ -31,3 +31,22 @@ class HashingEmbedder:
             if norm:
                 out[row] /= norm
         return out
+
+
+class ScriptedGenerator:
+    """Writes a fixed reply in small pieces, the way a streaming model does; records prompts."""
+
+    name = "test:scripted"
+    context_size = 2048
+
+    def __init__(self, reply: str):
+        self.reply = reply
+        self.prompts: list[list[dict[str, str]]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 1
+
+    def stream(self, messages, max_tokens=None):  # type: ignore[no-untyped-def]
+        self.prompts.append(messages)
+        for i in range(0, len(self.reply), 7):
+            yield self.reply[i : i + 7]

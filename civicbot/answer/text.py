@@ -22,17 +22,27 @@ class Span:
     text: str
 
 
+_ABBREVIATIONS = re.compile(
+    r"\b(art|artt|nr|nrs|no|p|pp|blz|lid|jo|bijv|vgl|zgn|resp|ca|o\.a|m\.b\.t|i\.e|e\.g|etc|"
+    r"cf|par|hfst|ch|sec|para|mr|dr|prof|ir|drs|st|vs)\.$", re.I)
+
+
 def sentences(text: str) -> list[Span]:
     """Sentences of `text` with their offsets (whitespace at the edges left out)."""
     spans: list[Span] = []
     pos = 0
+    glue = False
     for m in [*_SENT_END.finditer(text), None]:
         end = m.start() if m else len(text)
         piece = text[pos:end]
         lead = len(piece) - len(piece.lstrip())
         body = piece.strip()
         if body:
-            spans.append(Span(pos + lead, pos + lead + len(body), body))
+            start = pos + lead
+            if glue and spans:  # the previous piece ended in an abbreviation ("art. 27")
+                start = spans.pop().start
+            spans.append(Span(start, pos + lead + len(body), text[start:pos + lead + len(body)]))
+            glue = bool(_ABBREVIATIONS.search(body))
         pos = m.end() if m else len(text)
     return spans
 

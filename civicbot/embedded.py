@@ -1,0 +1,99 @@
+"""The embedded local homeserver for a first start without any Matrix server: Synapse on
+loopback, a bot account, a citizen account and a public room, remembered across starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from civicbot.config import Config
+from civicbot.errors import MatrixError
+from civicbot.homeserver import Homeserver
+
+ROOM_ALIAS = "civicbot"
+
+
+@dataclass(frozen=True)
+class Embedded:
+    homeserver: Homeserver
+    bot_user: str
+    bot_token: str
+    citizen_user: str
+    citizen_password: str
+    room_id: str
+    room_alias: str
+
+    def instructions(self) -> str:
+        return (
+            "civicbot is running on an embedded Matrix homeserver (this machine only).\n"
+            f"  Homeserver:  {self.homeserver.url}\n"
+            f"  Citizen:     {self.citizen_user}\n"
+            f"  Password:    {self.citizen_password}\n"
+            f"  Room:        {self.room_alias}  (or start a direct chat with {self.bot_user})\n"
+            "Log in with any Matrix client (in Element: Sign in, then Edit the homeserver and "
+            "enter the address above), join the room and ask a question.\n"
+            f"Everything is kept under {self.homeserver.data_dir}; delete it to start afresh.\n"
+            "Press Ctrl-C to stop."
+        )
+
+
+def _client_request(url: str, token: str, path: str, body: dict[str, Any]) -> Any:
+    req = urllib.request.Request(
+        url + path, data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", errors="replace")[:300]
+        raise MatrixError(f"POST {path}: HTTP {exc.code}: {detail}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise MatrixError(f"the embedded homeserver at {url} is unreachable: {exc}") from exc
+
+
+def start(cfg: Config) -> tuple[Embedded, Config]:
+    """Start (or restart) the embedded homeserver; create the accounts and the room the
+    first time. Returns the details and a Config pointing the bot at it."""
+    data = cfg.resolve(cfg.matrix.data_dir)
+    hs = Homeserver(data / "homeserver").start()
+    accounts = data / "embedded-accounts.json"
+    try:
+        if accounts.exists():
+            saved = json.loads(accounts.read_text())
+        else:
+            bot = hs.register("civicbot", secrets.token_urlsafe(18))
+            password = secrets.token_urlsafe(12)
+            citizen = hs.register("citizen", password)
+            room = _client_request(hs.url, bot["access_token"], "/_matrix/client/v3/createRoom", {
+                "preset": "public_chat", "room_alias_name": ROOM_ALIAS,
+                "name": "Vraag het civicbot / Ask civicbot",
+                "topic": "Questions about public policy documents, answered with sources.",
+            })
+            saved = {"bot_user": bot["user_id"], "bot_token": bot["access_token"],
+                     "citizen_user": citizen["user_id"], "citizen_password": password,
+                     "room_id": room["room_id"]}
+            data.mkdir(parents=True, exist_ok=True)
+            tmp = accounts.with_suffix(".tmp")
+            tmp.write_text(json.dumps(saved, indent=1))
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, accounts)
+    except Exception:
+        hs.stop()
+        raise
+    server_name = saved["bot_user"].split(":", 1)[1]
+    embedded = Embedded(hs, saved["bot_user"], saved["bot_token"], saved["citizen_user"],
+                        saved["citizen_password"], saved["room_id"],
+                        f"#{ROOM_ALIAS}:{server_name}")
+    bot_cfg = cfg.replace("matrix", homeserver=hs.url, user_id=saved["bot_user"],
+                          access_token=saved["bot_token"], password="")
+    return embedded, bot_cfg
+
+
+def data_path(cfg: Config) -> Path:
+    return cfg.resolve(cfg.matrix.data_dir) / "homeserver"

@@ -1,0 +1,57 @@
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from civicbot import config
+from civicbot.cli import main
+from civicbot.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_example_config_loads_and_documents_every_key():
+    example = ROOT / "config.example.toml"
+    cfg = config.load(example, env={})
+    assert cfg == config.build({}, env={}, base_dir=str(ROOT))  # the example shows the defaults
+    data = tomllib.loads(example.read_text())
+    for section in config._section_types(config.Config):
+        if section == "base_dir":
+            continue
+        cls = config._section_types(config.Config)[section]
+        assert set(data[section]) == set(config._section_types(cls)), section
+    # every key has a comment above it
+    lines = example.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if "=" in line and not line.startswith("#"):
+            assert lines[i - 1].startswith("#"), f"undocumented: {line}"
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"corpus": {"pathz": ["x"]}}, "corpus.pathz: unknown key"),
+    ({"llm": {"n_ctx": "big"}}, "llm.n_ctx: expected a whole number"),
+    ({"corpus": {"paths": "corpus"}}, "corpus.paths: expected a list"),
+    ({"nonsense": {}}, "nonsense: unknown section"),
+    ({"logging": {"format": "xml"}}, "logging.format: must be one of plain, json"),
+])
+def test_wrong_config_is_refused_with_section_and_key(data, message):
+    with pytest.raises(ConfigError, match=message):
+        config.build(data, env={})
+
+
+def test_environment_overrides_every_key():
+    cfg = config.build({"matrix": {"access_token": "file"}}, env={
+        "CIVICBOT_MATRIX_ACCESS_TOKEN": "secret", "CIVICBOT_LLM_N_CTX": "4096",
+        "CIVICBOT_CORPUS_PATHS": "a, b", "CIVICBOT_BOT_LOG_QUESTIONS": "true"})
+    assert cfg.matrix.access_token == "secret" and cfg.llm.n_ctx == 4096
+    assert cfg.corpus.paths == ("a", "b") and cfg.bot.log_questions is True
+    with pytest.raises(ConfigError, match="llm.n_ctx"):
+        config.build({}, env={"CIVICBOT_LLM_N_CTX": "lots"})
+
+
+def test_cli_exits_2_on_config_errors(tmp_path, capsys):
+    bad = tmp_path / "config.toml"
+    bad.write_text("[index]\npaht = 'x'\n")
+    assert main(["--config", str(bad), "docs", "list"]) == 2
+    assert "index.paht: unknown key" in capsys.readouterr().err
+    assert main(["--config", str(tmp_path / "missing.toml"), "docs", "list"]) == 2

@@ -1,0 +1,92 @@
+"""The index store with a small honest embedder: incremental, atomic, one model."""
+
+import pytest
+
+from civicbot.corpus import Corpus
+from civicbot.errors import ModelMismatch
+from civicbot.index.store import IndexStore
+from civicbot.retrieve import Retriever
+from tests.fakes import HashingEmbedder
+
+
+def _write(folder, name, text):
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def docs(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    _write(folder, "huur.md", "# Huurtoeslag\n\nDe huurtoeslag is een bijdrage in de huur "
+           "voor mensen met een laag inkomen. Je vraagt huurtoeslag aan bij de Belastingdienst.")
+    _write(folder, "parking.txt", "Parking permits are issued by the municipality. A resident "
+           "permit costs a yearly fee and is valid in one zone of the city.")
+    _write(folder, "page.html", "<html><head><title>Woo-verzoek</title><script>x()</script>"
+           "</head><body><nav>menu</nav><h1>Woo-verzoek indienen</h1><p>Een Woo-verzoek "
+           "dient u in bij het bestuursorgaan dat de informatie heeft. Het besluit volgt "
+           "binnen vier weken.</p></body></html>")
+    _write(folder, "empty.txt", "   \n\n  ")
+    (folder / "bad.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    return folder
+
+
+def test_ingest_search_skip_replace_remove(tmp_path, docs):
+    embedder = HashingEmbedder()
+    corpus = Corpus(IndexStore(tmp_path / "index"), embedder)
+    reports = {r.name: r for r in corpus.ingest([docs], prune_folders=[docs])}
+    assert {n for n, r in reports.items() if r.status == "added"} == {
+        "huur.md", "parking.txt", "page.html"}
+    assert reports["empty.txt"].reason == "no-text" and reports["bad.pdf"].reason == "corrupt"
+    assert corpus.documents()["page.html"].title == "Woo-verzoek"
+
+    snapshot = IndexStore(tmp_path / "index").load(embedder.name)
+    hits = Retriever(snapshot, embedder).search("Waar vraag ik huurtoeslag aan?", k=2)
+    assert hits[0].chunk.doc == "huur.md"
+    assert "menu" not in " ".join(c.text for c in snapshot.chunks)  # navigation left out
+
+    embedded = embedder.texts_embedded
+    again = corpus.ingest([docs], prune_folders=[docs])
+    assert {r.status for r in again if r.ok} == {"unchanged"}
+    assert embedder.texts_embedded == embedded
+
+    _write(docs, "parking.txt", "Bike parking is free at the station for 24 hours.")
+    (docs / "huur.md").unlink()
+    statuses = {r.name: r.status for r in corpus.ingest([docs], prune_folders=[docs])}
+    assert statuses["parking.txt"] == "replaced" and statuses["huur.md"] == "removed"
+    assert embedder.texts_embedded == embedded + 1  # only the changed document
+    assert set(corpus.documents()) == {"parking.txt", "page.html"}
+
+    assert [r.status for r in corpus.remove(["page.html", "nope.pdf"])] == ["rejected", "removed"]
+    assert set(corpus.documents()) == {"parking.txt"}
+
+
+def test_index_refuses_another_embedding_model(tmp_path, docs):
+    Corpus(IndexStore(tmp_path / "index"), HashingEmbedder()).ingest([docs])
+
+    class Other(HashingEmbedder):
+        name = "test:other"
+
+    with pytest.raises(ModelMismatch, match="civicbot ingest --rebuild"):
+        IndexStore(tmp_path / "index").load(Other.name)
+    reports = Corpus(IndexStore(tmp_path / "index"), Other()).ingest([docs], rebuild=True)
+    assert IndexStore(tmp_path / "index").load(Other.name).docs.keys() == {
+        r.name for r in reports if r.status == "added"}
+
+
+def test_failed_commit_leaves_the_previous_generation(tmp_path, docs, monkeypatch):
+    store = IndexStore(tmp_path / "index")
+    embedder = HashingEmbedder()
+    Corpus(store, embedder).ingest([docs])
+    before = (tmp_path / "index" / "CURRENT").read_text()
+    _write(docs, "new.md", "Een nieuw document over afvalinzameling en containers.")
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("civicbot.index.store.DenseIndex.save", crash)
+    with pytest.raises(OSError):
+        Corpus(store, embedder).ingest([docs])
+    assert (tmp_path / "index" / "CURRENT").read_text() == before
+    assert "new.md" not in store.load(embedder.name).docs
