@@ -44,3 +44,23 @@ def best_sentences(question: str, passages: Sequence[str], limit: int = 2,
     picked = scored[:limit]
     picked.sort(key=lambda s: (s[1], s[2]))  # keep document order within the answer
     return [Quote(number, text) for _, number, _, text in picked]
+
+
+def focus(question: str, passage: str, max_words: int = 110) -> str:
+    """The part of `passage` around its sentence most relevant to `question`, about
+    `max_words` long: small models read faster and stray less with less text."""
+    spans = sentences(passage)
+    if len(passage.split()) <= max_words or not spans:
+        return passage
+    wanted = _terms(question)
+    best = max(range(len(spans)), key=lambda i: len(wanted & _terms(spans[i].text)))
+    lo = hi = best
+    count = len(spans[best].text.split())
+    while count < max_words and (lo > 0 or hi < len(spans) - 1):
+        if hi < len(spans) - 1:
+            hi += 1
+            count += len(spans[hi].text.split())
+        if count < max_words and lo > 0:
+            lo -= 1
+            count += len(spans[lo].text.split())
+    return passage[spans[lo].start : spans[hi].end]

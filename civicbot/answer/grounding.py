@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from civicbot.answer.text import cited_numbers, fact_present, facts, sentences, strip_citations
 from civicbot.index.lexical import analyse
+from civicbot.ingest.quality import stopwords
+from civicbot.lang import words
 
 MIN_CONTENT_SUPPORT = 0.6
 
@@ -55,13 +57,20 @@ class Grounding:
         return " ".join(parts)
 
 
+def _content_terms(text: str, language: str) -> set[str]:
+    """Stemmed words that carry meaning: function words ("the", "is", "de") say nothing about
+    whether a claim is supported."""
+    stop = stopwords()
+    return set(analyse(" ".join(w for w in words(text) if w not in stop), language))
+
+
 def _support(sentence: str, passage: str, language: str) -> tuple[bool, str]:
     missing = [f for f in facts(sentence) if not fact_present(f, passage)]
     if missing:
         return False, f"not in the source: {', '.join(sorted(missing))}"
-    terms = set(analyse(sentence, language))
-    if not terms:
-        return False, "no content"
+    terms = _content_terms(sentence, language)
+    if len(terms) < 2:
+        return False, "says too little to check"
     other = "en" if language == "nl" else "nl"
     have = set(analyse(passage, language)) | set(analyse(passage, other))
     share = len(terms & have) / len(terms)

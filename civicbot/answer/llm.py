@@ -73,7 +73,7 @@ class LlamaGenerator:
             deadline = time.monotonic() + self.time_limit_s
             try:
                 chunks: Any = llama.create_chat_completion(
-                    messages=messages,  # type: ignore[arg-type]
+                    messages=messages,  # type: ignore[arg-type]  # plain dicts are fine
                     stream=True,
                     temperature=self.temperature,
                     max_tokens=max_tokens or self.max_tokens,
@@ -88,13 +88,16 @@ class LlamaGenerator:
                         yield text
                     if choice.get("finish_reason") is not None:
                         return
-                    if time.monotonic() > deadline:
+                    # Not on the opening role-only chunk: it arrives together with the first
+                    # piece of text, which a slow prompt evaluation must not throw away.
+                    if text is not None and time.monotonic() > deadline:
                         raise GenerationTimeout(
                             f"The model did not finish within {self.time_limit_s:g} s; "
                             "the reply was cut off."
                         )
             finally:
-                chunks.close()  # resets llama.cpp's generation state if we stopped early
+                # Closing resets llama.cpp's generation state when we stopped early.
+                getattr(chunks, "close", lambda: None)()
 
     def _model(self) -> Llama:
         if self._llama is None:
@@ -106,6 +109,12 @@ class LlamaGenerator:
     def _load(self) -> Llama:
         if not self.model_path.is_file():
             raise ModelError(f"The model file {self.model_path} does not exist. {_HOW_TO_FIX}")
+        # llama.cpp's threads meet at an OpenMP barrier after every op; spinning there is
+        # ruinous when other processes share the cores (measured on a busy 2-core machine:
+        # 1-10 tokens/s with 10 s stalls, against 23-25 tokens/s passive). libgomp reads this
+        # once, when it is first loaded: here, unless torch (which ships a libgomp.so.1 that
+        # llama_cpp then shares) came first, so entry points set it early too. The user's wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from llama_cpp import Llama
         except ImportError as exc:

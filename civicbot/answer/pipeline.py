@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from civicbot import lang
 from civicbot.answer import grounding
-from civicbot.answer.extractive import best_sentences
+from civicbot.answer.extractive import best_sentences, focus
 from civicbot.answer.messages import say
 from civicbot.answer.prompt import build_messages
 from civicbot.answer.text import sentences
@@ -56,6 +56,8 @@ class AnswerSettings:
     max_tokens: int = 200
     refusal_threshold: float = 0.45
     min_kept_share: float = 0.5  # of the model's sentences; less than that: quote instead
+    prompt_sources: int = 3  # passages the model reads (each cut to the relevant part)
+    source_words: int = 110
 
 
 class AnswerPipeline:
@@ -109,10 +111,10 @@ class AnswerPipeline:
                 log.warning("the model could not answer (%s); quoting the sources instead", exc)
                 generated = None
             if generated is not None:
-                draft, used = generated
+                draft, used, passages = generated
                 if _MODEL_DECLINES.search(draft) and len(sentences(draft)) <= 2:
                     return self._refusal(question, language, hits)
-                checked = grounding.check(draft, passages[:used], language)
+                checked = grounding.check(draft, passages, language)
                 total = len(checked.sentences)
                 if checked.kept and len(checked.kept) >= self.settings.min_kept_share * total:
                     numbers = sorted({n for s in checked.kept for n in s.sources})
@@ -134,22 +136,26 @@ class AnswerPipeline:
             lines.append(f"“{q.text}” [{numbers.index(q.source) + 1}]")
         if any(hits[n - 1].chunk.language != language for n in numbers):
             lines[0] += " " + say("other_language", language)
-        quote_of = {q.source: q.text for q in quotes}
+        quote_of: dict[int, str] = {}
+        for q in quotes:
+            quote_of.setdefault(q.source, q.text)
         citations = [self._citation(i, hits[n - 1], quote_of[n]) for i, n in enumerate(numbers, 1)]
         return Answer(question, "\n".join(lines), "extractive", language, citations, hits)
 
     # ---- pieces ----------------------------------------------------------------------------
 
     def _generate(self, question: str, language: str, hits: list[Hit],
-                  on_text: Callable[[str], None] | None) -> tuple[str, int] | None:
+                  on_text: Callable[[str], None] | None) -> tuple[str, int, list[str]] | None:
         gen = self.generator
         assert gen is not None
-        sources = [(h.title, pages_label(h), h.chunk.text) for h in hits]
+        texts = [focus(question, h.chunk.text, self.settings.source_words)
+                 for h in hits[: self.settings.prompt_sources]]
+        sources = [(h.title, pages_label(h), t) for h, t in zip(hits, texts, strict=False)]
         budget = gen.context_size - self.settings.max_tokens
         messages, used = build_messages(question, language, sources, gen.count_tokens, budget)
         if used == 0:
             return None
-        passages = [h.chunk.text for h in hits[:used]]
+        passages = texts[:used]
         draft = ""
         shown = 0
         stream = gen.stream(messages, max_tokens=self.settings.max_tokens)
@@ -171,7 +177,7 @@ class AnswerPipeline:
             close = getattr(stream, "close", None)
             if close:
                 close()
-        return draft.strip(), used
+        return draft.strip(), used, passages
 
     def _citations(self, hits: list[Hit], numbers: list[int],
                    checked: grounding.Grounding) -> list[Citation]:

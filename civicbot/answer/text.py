@@ -12,6 +12,7 @@ CITATION = re.compile(r"\[(\d{1,2})(?:\s*[,;]\s*(\d{1,2}))*\]")
 _NUMBER = re.compile(r"\d+(?:[ .,]\d{3})*(?:[.,]\d+)?%?")
 _MONTHS = ("januari|februari|maart|april|mei|juni|juli|augustus|september|oktober|november|"
            "december|january|february|march|may|june|july|august|october")
+_LIST_MARK = re.compile(r"^\s*(\d{1,2}[.)]|[-•*])\s+", re.M)  # "1. ", "2) ", "- " list items
 _DATE = re.compile(rf"\b\d{{1,2}} ({_MONTHS}) \d{{4}}\b", re.I)
 
 
@@ -68,10 +69,10 @@ def facts(text: str) -> set[str]:
     """Checkable facts: numbers (as digits), dates, and names (capitalised words that do not
     start a sentence). Each must occur in the passages an answer cites."""
     found: set[str] = set()
-    clean = strip_citations(text)
+    clean = _LIST_MARK.sub("", strip_citations(text))
     for m in _NUMBER.finditer(clean):
         value = digits(m.group(0).rstrip("%"))
-        if value and not (len(value) == 1 and value in "123456789"):  # list counters
+        if value:
             found.add(value)
     for m in _DATE.finditer(clean):
         found.add(m.group(0).lower())

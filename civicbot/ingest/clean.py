@@ -8,8 +8,10 @@ from collections import Counter
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u00ad\ufffe\uffff]")
 # A word broken at a line end: "risico-\ngebaseerde" -> "risicogebaseerde". Only when the next
-# line starts in lower case, so "AI-\nVerordening" and list dashes are left alone.
-_HYPHENATED = re.compile(r"(?<=[^\W\d_])-[ \t]*\n[ \t]*(?=[a-zà-ÿ])")
+# line starts in lower case, so list dashes are left alone; after a capital the hyphen is part
+# of the word and stays: "AI-\nverordening" -> "AI-verordening".
+_HYPHENATED = re.compile(r"(?<=[a-zß-ÿ])-[ \t]*\n[ \t]*(?=[a-zà-ÿ])")
+_HYPHEN_AFTER_CAPITAL = re.compile(r"(?<=[A-ZÀ-Þ0-9])-[ \t]*\n[ \t]*(?=[a-zà-ÿ])")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _DIGITS = re.compile(r"\d+")
 _LEADERS = re.compile(r"(?:\s?\.){4,}|(?:\s?…){2,}|_{4,}")  # dot leaders of a table of contents
@@ -22,6 +24,7 @@ def normalise(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", text)
     text = _HYPHENATED.sub("", text)
+    text = _HYPHEN_AFTER_CAPITAL.sub("-", text)
     text = _LEADERS.sub(" ", text)
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return "\n".join(lines).strip()

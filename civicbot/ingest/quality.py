@@ -12,7 +12,8 @@ _URL = re.compile(r"https?://\S+|www\.\S+")
 
 
 @cache
-def _stopwords() -> frozenset[str]:
+def stopwords() -> frozenset[str]:
+    """Function words of Dutch and English."""
     from bm25s.stopwords import STOPWORDS_DUTCH, STOPWORDS_EN
 
     return frozenset(STOPWORDS_DUTCH) | frozenset(STOPWORDS_EN)
@@ -34,7 +35,7 @@ def page_problem(text: str) -> str | None:
     real = [t for t in tokens if t.isalpha()]
     if not real:
         return "no-text"
-    stop = sum(t in _stopwords() for t in real)
+    stop = sum(t in stopwords() for t in real)
     long_words = sum(len(t) > 25 for t in real)
     if len(real) >= 30 and stop / len(real) < 0.04:
         return "garbled"

@@ -3,8 +3,8 @@ from civicbot.ingest.quality import page_problem
 
 
 def test_normalise_ligatures_hyphens_and_spaces():
-    text = "Het e\ufb03ciënte  risico-\ngebaseerde kader\r\nAI-\nVerordening"
-    assert normalise(text) == "Het efficiënte risicogebaseerde kader\nAI-\nVerordening"
+    text = "Het e\ufb03ciënte  risico-\ngebaseerde kader\r\nAI-\nverordening\n- lijst"
+    assert normalise(text) == "Het efficiënte risicogebaseerde kader\nAI-verordening\n- lijst"
 
 
 def test_normalise_removes_toc_dot_leaders():

@@ -1,0 +1,81 @@
+"""Answer latency: civicbot's whole answer path (retrieval, prompt, generation, grounding
+check) against raw llama-cpp generation of the same prompt, measured in the same run.
+
+    .venv/bin/python bench/answer.py [--corpus DIR] [--questions N]
+
+Prints time to first token / first visible text and total time for both, and the overhead
+ratio (civicbot total / raw total). The machine is shared: compare ratios, not seconds."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+QUESTIONS = [
+    "Waarom is de rente op een Tozo-lening op 2 procent vastgesteld?",
+    "Wat vraagt de motie van de regering als banken zich niet aan de regels houden?",
+    "Which GNU licences are compatible with the EUPL v1.2?",
+    "Welke minister beantwoordde de vragen over de Tozo?",
+    "Which authority supervises compliance with MiFIR and MiFID II?",
+]
+DOCS = ["nl_tk_aanhangsel_handelingen_2020-2021_3235_kamervragen_tozo.pdf",
+        "nl_tk_kamerstuk_32545-143_motie.pdf",
+        "en_eu_oj_commission_implementing_decision_2017-863_eupl.pdf",
+        "nl_bnc-fiche_5_herziening_mifid_2022.pdf"]
+
+
+def main() -> None:
+    from civicbot import config as config_mod
+    from civicbot.answer.pipeline import pages_label
+    from civicbot.answer.prompt import build_messages
+    from civicbot.service import Service
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
+    parser.add_argument("--questions", type=int, default=len(QUESTIONS))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = config_mod.build({"index": {"path": str(Path(tmp) / "index")}}, env={},
+                               base_dir=str(ROOT))
+        service = Service(cfg)
+        service.corpus.ingest([args.corpus / d for d in DOCS])
+        pipeline = service.pipeline()
+        gen = service.generator
+        gen.count_tokens("warm-up")  # loads the model: not part of either figure
+        civic_first, civic_total, raw_first, raw_total = [], [], [], []
+        for question in QUESTIONS[: args.questions]:
+            first: list[float] = []
+            started = time.perf_counter()
+            answer = pipeline.ask(question, on_text=lambda _t: first.append(time.perf_counter()))
+            civic_total.append(time.perf_counter() - started)
+            civic_first.append((first[0] if first else time.perf_counter()) - started)
+
+            hits = answer.hits or service.search(question, cfg.retrieval.top_k)
+            sources = [(h.title, pages_label(h), h.chunk.text) for h in hits]
+            messages, _ = build_messages(question, answer.language, sources, gen.count_tokens,
+                                         gen.context_size - cfg.llm.max_tokens)
+            started = time.perf_counter()
+            got_first = None
+            for _piece in gen.stream(messages, max_tokens=cfg.llm.max_tokens):
+                got_first = got_first or time.perf_counter()
+            raw_total.append(time.perf_counter() - started)
+            raw_first.append((got_first or time.perf_counter()) - started)
+            print(f"{answer.mode:10} {civic_total[-1]:5.1f} s  raw {raw_total[-1]:5.1f} s  "
+                  f"{question[:60]}")
+    med = statistics.median
+    print(f"\nmodel: {service.model_path().name}; {len(civic_total)} questions; medians:")
+    print(f"raw llama-cpp:  first token {med(raw_first):.2f} s, total {med(raw_total):.2f} s")
+    print(f"civicbot:       first visible text {med(civic_first):.2f} s, "
+          f"total {med(civic_total):.2f} s")
+    print(f"overhead ratio (civicbot total / raw total): {med(civic_total) / med(raw_total):.2f}")
+
+
+if __name__ == "__main__":
+    main()
