@@ -59,14 +59,19 @@ def test_time_limit_keeps_partial_text_then_raises(model_path: Path) -> None:
     hasty = LlamaGenerator(model_path, max_tokens=1500, time_limit_s=0.5)
     hasty.count_tokens("load the model before the clock starts")
     pieces: list[str] = []
-    started = time.monotonic()
+    arrived: list[float] = []
     with pytest.raises(GenerationTimeout):
         for piece in hasty.stream(LONG_TASK):
             pieces.append(piece)
-    elapsed = time.monotonic() - started
-    assert "".join(pieces).strip(), "the text written before the limit was yielded"
-    assert elapsed < 10, f"generation went on for {elapsed:.1f} s past a 0.5 s limit"
+            arrived.append(time.monotonic())
+    stopped = time.monotonic()
+    assert pieces, "the text written before the limit was yielded"
+    # It stopped soon after the limit, far short of max_tokens. (Measured from the first piece:
+    # on a busy machine the prompt alone can take longer than the limit.)
+    assert hasty.count_tokens("".join(pieces)) < 200
+    assert stopped - arrived[0] < 5
     # The lock was released and the model still works after an interrupted generation.
+    hasty.time_limit_s = 60
     assert "".join(hasty.stream(QUESTION, max_tokens=8)).strip()
 
 
