@@ -52,8 +52,12 @@ def main() -> None:
         civic_first, civic_total, raw_first, raw_total = [], [], [], []
         for question in QUESTIONS[: args.questions]:
             first: list[float] = []
+
+            def seen(_text: str, first: list[float] = first) -> None:
+                first.append(time.perf_counter())
+
             started = time.perf_counter()
-            answer = pipeline.ask(question, on_text=lambda _t: first.append(time.perf_counter()))
+            answer = pipeline.ask(question, on_text=seen)
             civic_total.append(time.perf_counter() - started)
             civic_first.append((first[0] if first else time.perf_counter()) - started)
 

@@ -36,9 +36,14 @@ class EmbeddingConfig:
 @dataclass(frozen=True)
 class RetrievalConfig:
     top_k: int = 6
-    dense_weight: float = 0.2
+    dense_weight: float = 0.4
     chunk_words: int = 180
     overlap_words: int = 40
+    # Cross-lingual search with USE multilingual (docs/retrieval.md); changing it needs an ingest.
+    crosslingual: bool = True
+    crosslingual_weight: float = 1.0  # for passages in the other language than the question
+    crosslingual_weight_same_language: float = 0.3
+    neighbour_weight: float = 0.3
 
 
 @dataclass(frozen=True)

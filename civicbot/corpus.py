@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from civicbot.errors import DocumentError
+from civicbot.index.crosslingual import chunk_windows, shared_use
 from civicbot.index.store import IndexStore, new_docinfo, passage_text
 from civicbot.ingest import chunk_document, file_sha256, read_document, supported
 from civicbot.ingest.reader import PageOcr
-from civicbot.model import DocInfo, PageIssue
+from civicbot.model import Chunk, DocInfo, PageIssue
 from civicbot.protocols import Embedder
 
 log = logging.getLogger(__name__)
@@ -85,13 +86,21 @@ class Corpus:
 
     def __init__(self, store: IndexStore, embedder: Embedder, chunk_words: int = 180,
                  overlap_words: int = 40, max_bytes: int | None = None,
-                 ocr: PageOcr | None = None):
+                 ocr: PageOcr | None = None, crosslingual: bool = True,
+                 use: Embedder | None = None):
         self.store = store
         self.embedder = embedder
         self.chunk_words = chunk_words
         self.overlap_words = overlap_words
         self.max_bytes = max_bytes
         self.ocr = ocr
+        # The cross-lingual model (docs/retrieval.md), or None to build indexes without it.
+        self.use: Embedder | None = (use or shared_use()) if crosslingual else None
+
+    @property
+    def crosslingual_model(self) -> str | None:
+        """The cross-lingual model the indexes are built with (None: without one)."""
+        return self.use.name if self.use is not None else None
 
     def documents(self) -> dict[str, DocInfo]:
         return self.store.load(self.embedder.name).docs
@@ -130,9 +139,28 @@ class Corpus:
                     reports.append(IngestReport(name, "removed"))
             if progress:
                 progress("", len(files), len(files))
-            if wanted != current or rebuild:
-                self.store.commit(list(wanted.values()), self.embedder)
+            # An index built with another cross-lingual setting is brought in line, embedding
+            # the windows of documents that lack them (and only those).
+            switched = bool(current) and (
+                self.store.built_with().get("crosslingual_model") != self.crosslingual_model)
+            if wanted != current or rebuild or switched:
+                self._commit(list(wanted.values()))
         return reports
+
+    def _commit(self, docs: list[DocInfo]) -> None:
+        if self.use is not None:
+            for info in docs:
+                chunks = self.store.cached_chunks(info.sha256)
+                if chunks is not None:
+                    self._cache_windows(info.sha256, chunks)
+        self.store.commit(docs, self.embedder, self.use)
+
+    def _cache_windows(self, sha256: str, chunks: Sequence[Chunk]) -> None:
+        """Embed a document version's cross-lingual windows unless they are cached."""
+        if self.use is None or self.store.cached_windows(sha256, self.use.name) is not None:
+            return
+        texts, owner = chunk_windows(chunks)
+        self.store.cache_windows(sha256, self.use.embed(texts), owner, self.use.name)
 
     def _one(self, path: Path, before: DocInfo | None, seen: dict[str, Path],
              source: str) -> tuple[IngestReport, DocInfo | None]:
@@ -164,6 +192,7 @@ class Corpus:
             chunks = chunk_document(doc, self.chunk_words, self.overlap_words)
             vectors = self.embedder.embed([passage_text(doc.title, c) for c in chunks])
             self.store.cache_document(doc.sha256, chunks, vectors, self.embedder.name)
+        self._cache_windows(doc.sha256, chunks)
         info = new_docinfo(name, doc.title, doc.sha256, doc.page_count, doc.language,
                            len(chunks), doc.skipped, doc.source)
         status = "replaced" if before is not None else "added"
@@ -181,6 +210,6 @@ class Corpus:
                 for n in missing]
             keep = [info for name, info in current.items() if name not in names]
             if len(keep) != len(current):
-                self.store.commit(keep, self.embedder)
+                self._commit(keep)
                 reports += [IngestReport(n, "removed") for n in names if n in current]
         return reports

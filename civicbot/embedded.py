@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,18 +44,37 @@ class Embedded:
         )
 
 
-def _client_request(url: str, token: str, path: str, body: dict[str, Any]) -> Any:
+def _client_request(url: str, token: str, path: str, body: dict[str, Any] | None,
+                    method: str = "POST") -> Any:
     req = urllib.request.Request(
-        url + path, data=json.dumps(body).encode(), method="POST",
+        url + path, data=json.dumps(body).encode() if body is not None else None,
+        method=method,
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", errors="replace")[:300]
-        raise MatrixError(f"POST {path}: HTTP {exc.code}: {detail}") from exc
+        raise MatrixError(f"{method} {path}: HTTP {exc.code}: {detail}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise MatrixError(f"the embedded homeserver at {url} is unreachable: {exc}") from exc
+
+
+def _create_room(url: str, token: str) -> str:
+    room = _client_request(url, token, "/_matrix/client/v3/createRoom", {
+        "preset": "public_chat", "room_alias_name": ROOM_ALIAS,
+        "name": "Vraag het civicbot / Ask civicbot",
+        "topic": "Questions about public policy documents, answered with sources.",
+    })
+    return str(room["room_id"])
+
+
+def _save(path: Path, data: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
 
 
 def start(cfg: Config) -> tuple[Embedded, Config]:
@@ -70,19 +90,24 @@ def start(cfg: Config) -> tuple[Embedded, Config]:
             bot = hs.register("civicbot", secrets.token_urlsafe(18))
             password = secrets.token_urlsafe(12)
             citizen = hs.register("citizen", password)
-            room = _client_request(hs.url, bot["access_token"], "/_matrix/client/v3/createRoom", {
-                "preset": "public_chat", "room_alias_name": ROOM_ALIAS,
-                "name": "Vraag het civicbot / Ask civicbot",
-                "topic": "Questions about public policy documents, answered with sources.",
-            })
             saved = {"bot_user": bot["user_id"], "bot_token": bot["access_token"],
                      "citizen_user": citizen["user_id"], "citizen_password": password,
-                     "room_id": room["room_id"]}
-            data.mkdir(parents=True, exist_ok=True)
-            tmp = accounts.with_suffix(".tmp")
-            tmp.write_text(json.dumps(saved, indent=1))
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, accounts)
+                     "room_id": _create_room(hs.url, bot["access_token"])}
+            _save(accounts, saved)
+        # (Re)join the citizens' room; if it is gone (everyone left), make a new one.
+        quoted = urllib.parse.quote(saved["room_id"], safe="")
+        try:
+            _client_request(hs.url, saved["bot_token"], f"/_matrix/client/v3/join/{quoted}", {})
+        except MatrixError:
+            server = saved["bot_user"].split(":", 1)[1]
+            alias = urllib.parse.quote(f"#{ROOM_ALIAS}:{server}", safe="")
+            try:
+                _client_request(hs.url, saved["bot_token"],
+                                f"/_matrix/client/v3/directory/room/{alias}", None, "DELETE")
+            except MatrixError:
+                pass  # no alias left to move
+            saved["room_id"] = _create_room(hs.url, saved["bot_token"])
+            _save(accounts, saved)
     except Exception:
         hs.stop()
         raise

@@ -16,10 +16,11 @@ import numpy as np
 from civicbot import lang
 from civicbot.config import Config
 from civicbot.errors import ConfigError
+from civicbot.index.crosslingual import CrossLingualIndex, shared_use
 from civicbot.index.dense import DenseIndex
 from civicbot.index.embed import SentenceTransformerEmbedder
 from civicbot.index.lexical import LexicalIndex
-from civicbot.index.store import Snapshot, passage_text
+from civicbot.index.store import Snapshot, lexical_text, passage_text
 from civicbot.ingest.chunk import chunk_document
 from civicbot.ingest.clean import normalise
 from civicbot.model import Document, Page
@@ -43,7 +44,8 @@ def ndcg_at_k(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float
 
 def beir(folder: Path, cfg: Config) -> dict[str, float | int]:
     """Rank the whole corpus for every query with civicbot's own pipeline (cleaning, chunking,
-    analysis, embedding, fusion) in a throw-away in-memory index."""
+    analysis, embedding, the cross-lingual side when configured, fusion) in a throw-away
+    in-memory index."""
     for name in ("corpus.jsonl", "queries.jsonl", "qrels.tsv"):
         if not (folder / name).exists():
             raise ConfigError(f"{folder}: not a BEIR folder ({name} is missing)")
@@ -54,26 +56,30 @@ def beir(folder: Path, cfg: Config) -> dict[str, float | int]:
             if len(parts) == 3 and parts[2].lstrip("-").isdigit():
                 qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
 
-    chunks, owners = [], []
+    chunks, titles = [], {}
     for row in _jsonl(folder / "corpus.jsonl"):
         text = normalise(row.get("text", ""))
         title = normalise(row.get("title", ""))
         doc = Document(name=row["_id"], title=title, sha256="", page_count=1,
                        language=lang.detect(f"{title}\n{text}"),
                        pages=(Page(1, f"{title}\n{text}" if title else text),))
-        for c in chunk_document(doc, cfg.retrieval.chunk_words, cfg.retrieval.overlap_words):
-            chunks.append(c)
-            owners.append(row["_id"])
+        titles[doc.name] = title
+        chunks.extend(chunk_document(doc, cfg.retrieval.chunk_words,
+                                     cfg.retrieval.overlap_words))
     started = time.perf_counter()
     embedder = SentenceTransformerEmbedder(cfg.embedding.model, cfg.embedding.batch_size)
-    texts = [passage_text("", c) for c in chunks]
-    vectors = (embedder.embed(texts) if cfg.retrieval.dense_weight > 0
-               else np.zeros((len(chunks), 1), np.float32))
+    vectors = (embedder.embed([passage_text(titles[c.doc], c) for c in chunks])
+               if cfg.retrieval.dense_weight > 0 else np.zeros((len(chunks), 1), np.float32))
+    # As in the index store: the title is indexed with every passage (here it also starts the
+    # text, as a PDF's title usually does on its first page).
+    lexical = LexicalIndex.build([lexical_text(titles[c.doc], c) for c in chunks],
+                                 [c.language for c in chunks])
+    crosslingual = (CrossLingualIndex.build(chunks, shared_use())
+                    if cfg.retrieval.crosslingual else None)
     snapshot = Snapshot(Path(tempfile.gettempdir()), embedder.name, {}, chunks,
-                        DenseIndex.build(vectors, vectors.shape[1]),
-                        LexicalIndex.build(texts, [c.language for c in chunks]), "")
+                        DenseIndex.build(vectors, vectors.shape[1]), lexical, "", crosslingual)
     index_seconds = time.perf_counter() - started
-    retriever = Retriever(snapshot, embedder, cfg.retrieval.dense_weight)
+    retriever = Retriever.from_config(snapshot, embedder, cfg.retrieval)
 
     ndcg, r10, r100, mrr = [], [], [], []
     queries = [q for q in _jsonl(folder / "queries.jsonl") if q["_id"] in qrels]

@@ -37,6 +37,7 @@ class Service:
             chunk_words=self.cfg.retrieval.chunk_words,
             overlap_words=self.cfg.retrieval.overlap_words,
             max_bytes=self.cfg.corpus.max_file_mb * 1_000_000,
+            crosslingual=self.cfg.retrieval.crosslingual,
         )
 
     def corpus_folders(self) -> list[Path]:
@@ -47,11 +48,12 @@ class Service:
         gen = self.store.current_generation()
         with self._lock:
             if self._snapshot is None or (gen is not None and self._snapshot.path != gen):
-                self._snapshot = self.store.load(self.embedder.name)
+                self._snapshot = self.store.load(self.embedder.name,
+                                                 self.corpus.crosslingual_model)
             return self._snapshot
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
-        retriever = Retriever(self.snapshot(), self.embedder, self.cfg.retrieval.dense_weight)
+        retriever = Retriever.from_config(self.snapshot(), self.embedder, self.cfg.retrieval)
         return retriever.search(query, k)
 
     # ---- answers ---------------------------------------------------------------------------
@@ -82,8 +84,8 @@ class Service:
             refusal_threshold=threshold if threshold >= 0 else CALIBRATED_THRESHOLD,
         )
         return AnswerPipeline(
-            search=lambda q, k: Retriever(snapshot, self.embedder,
-                                          self.cfg.retrieval.dense_weight).search(q, k),
+            search=lambda q, k: Retriever.from_config(
+                snapshot, self.embedder, self.cfg.retrieval).search(q, k),
             coverage=lambda q, hit: coverage(q, hit, snapshot),
             generator=self.generator if use_model else None,
             settings=settings,
@@ -99,13 +101,11 @@ class Service:
         return sorted(self.snapshot().docs.values(), key=lambda d: d.name)
 
     def about(self) -> dict[str, str]:
-        from civicbot.models import file_sha256
-
         path = self.model_path()
         docs = self.documents()
         return {
             "model": path.name,
-            "model_sha256": file_sha256(path)[:12] if path.exists() else "missing",
+            "model_sha256": _sha256_prefix(path),
             "embedding_model": self.embedder.name,
             "documents": str(len(docs)),
             "corpus_updated": self.snapshot().created or "never",
@@ -118,6 +118,13 @@ MODELS_DIR = "models"
 # The refusal threshold on retrieval coverage, calibrated with `civicbot eval calibrate`
 # (docs/answering.md explains how and on what data).
 CALIBRATED_THRESHOLD = 0.45
+
+
+@functools.cache
+def _sha256_prefix(path: Path) -> str:
+    from civicbot.models import file_sha256
+
+    return file_sha256(path)[:12] if path.exists() else "missing"
 
 
 def link(info: DocInfo | None, hit: Hit) -> str:

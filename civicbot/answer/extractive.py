@@ -20,7 +20,7 @@ def _terms(text: str) -> set[str]:
     return set(analyse_query(text))
 
 
-def best_sentences(question: str, passages: Sequence[str], limit: int = 2,
+def best_sentences(question: str, passages: Sequence[str], limit: int = 3,
                    max_chars: int = 600) -> list[Quote]:
     """Up to `limit` sentences that share the most question terms, favouring passages that
     ranked higher; quoted as they stand (whitespace folded)."""
@@ -31,7 +31,9 @@ def best_sentences(question: str, passages: Sequence[str], limit: int = 2,
     for number, passage in enumerate(passages, 1):
         for index, span in enumerate(sentences(passage)):
             text = " ".join(span.text.split())
-            if len(text) < 25:
+            # A question restates what was asked (FAQs, parliamentary questions); the
+            # sentences after it answer.
+            if len(text) < 25 or text.endswith("?"):
                 continue
             overlap = len(wanted & _terms(text))
             if not overlap:

@@ -8,15 +8,19 @@ Layout (see docs/index-format.md):
         manifest.json         format, embedding model, documents (DocInfo)
         chunks.jsonl          passages; line i is row i of both indexes
         dense.faiss           faiss IndexFlatIP of the passage vectors
-        lexical/              bm25s index of the analysed passage texts
+        lexical/              BM25L weights of the analysed passage texts
+        crosslingual/         USE window vectors, their passages, vocabulary per language
       docs/<sha256>.json      chunks of one document version (content-addressed cache)
       docs/<sha256>.<model>.npy  their vectors for one embedding model
+      docs/<sha256>.<model>.<windowing>.npz  their USE window vectors and window owners
       .lock                   one writer at a time
 
 A change writes a new generation beside the old one and then points CURRENT at it with an
 atomic rename, so a crash at any moment leaves the last good generation serving. Per-document
-chunks and vectors are cached by content hash: adding, replacing or removing one document
-re-embeds only that document."""
+chunks and vectors (and USE window vectors) are cached by content hash: adding, replacing or
+removing one document re-embeds only that document. The vocabulary of the cross-lingual word
+translation depends on the whole corpus, so it is rebuilt with each generation; its word
+vectors are taken from the serving generation where it already has them."""
 
 from __future__ import annotations
 
@@ -36,19 +40,31 @@ from pathlib import Path
 import numpy as np
 
 from civicbot.errors import IndexError_, ModelMismatch
+from civicbot.index.crosslingual import (
+    WINDOWING,
+    CrossLingualIndex,
+    build_vocabulary,
+)
 from civicbot.index.dense import DenseIndex
 from civicbot.index.lexical import LexicalIndex
 from civicbot.model import Chunk, DocInfo, PageIssue
 from civicbot.protocols import Embedder
 
 FORMAT = 1
-CHUNKER_VERSION = "c1"  # bump when chunking changes, so cached chunks are rebuilt
+CHUNKER_VERSION = "c2"  # bump when chunking changes, so cached chunks are rebuilt
 _GEN = re.compile(r"^gen-(\d{6})$")
 
 
 def passage_text(title: str, chunk: Chunk) -> str:
-    """What is indexed for a passage: its heading path gives context the text lacks."""
+    """What is embedded for a passage: its heading path gives context the text lacks.
+    (Unchanged since the first index, so cached vectors stay valid.)"""
     return f"{chunk.heading}\n{chunk.text}" if chunk.heading else chunk.text
+
+
+def lexical_text(title: str, chunk: Chunk) -> str:
+    """What BM25 indexes for a passage: the document title too, because questions often name
+    the subject of the document ("the Tozo scheme") rather than words of the passage."""
+    return f"{title}\n{chunk.heading}\n{chunk.text}"
 
 
 def _now() -> str:
@@ -93,6 +109,7 @@ class Snapshot:
     dense: DenseIndex
     lexical: LexicalIndex
     created: str
+    crosslingual: CrossLingualIndex | None = None
 
     @property
     def titles(self) -> dict[str, str]:
@@ -124,8 +141,10 @@ class IndexStore:
     def exists(self) -> bool:
         return (self.root / "CURRENT").exists()
 
-    def load(self, embedding_model: str | None = None) -> Snapshot:
-        """The serving generation. With `embedding_model`, refuse an index built with another."""
+    def load(self, embedding_model: str | None = None,
+             crosslingual_model: str | None = None) -> Snapshot:
+        """The serving generation. With `embedding_model`, refuse an index built with another;
+        with `crosslingual_model`, refuse one built without that cross-lingual model."""
         gen = self.current_generation()
         if gen is None:
             return self.empty(embedding_model or "")
@@ -143,6 +162,15 @@ class IndexStore:
                 "models cannot be mixed. Rebuild it with `civicbot ingest --rebuild`, or set "
                 f"[embedding] model = {built_with!r}"
             )
+        crosslingual = manifest.get("crosslingual_model")
+        if crosslingual_model is not None and crosslingual != crosslingual_model:
+            built = f"with {crosslingual!r}" if crosslingual else "without it"
+            raise ModelMismatch(
+                f"the configuration asks for cross-lingual search with {crosslingual_model!r}, "
+                f"but the index at {self.root} was built {built}. Rebuild it with `civicbot "
+                "ingest --rebuild` (or run `civicbot ingest`, which adds what is missing), or "
+                "set [retrieval] crosslingual = false"
+            )
         docs = {d["name"]: _info_from_json(d) for d in manifest["docs"]}
         with (gen / "chunks.jsonl").open(encoding="utf-8") as fh:
             chunks = [Chunk(**json.loads(line)) for line in fh]
@@ -154,7 +182,18 @@ class IndexStore:
             dense=DenseIndex.load(gen / "dense.faiss"),
             lexical=LexicalIndex.load(gen / "lexical", len(chunks)),
             created=manifest["created"],
+            crosslingual=(CrossLingualIndex.load(gen / "crosslingual", len(chunks))
+                          if crosslingual else None),
         )
+
+    def built_with(self) -> dict[str, str | None]:
+        """The models the serving generation was built with ({} when there is none)."""
+        gen = self.current_generation()
+        if gen is None:
+            return {}
+        manifest = json.loads((gen / "manifest.json").read_text())
+        return {"embedding_model": manifest["embedding_model"],
+                "crosslingual_model": manifest.get("crosslingual_model")}
 
     def empty(self, embedding_model: str, dimension: int = 1) -> Snapshot:
         return Snapshot(self.root, embedding_model, {}, [], DenseIndex.build(
@@ -171,6 +210,28 @@ class IndexStore:
     def cached_vectors(self, sha256: str, model: str) -> np.ndarray | None:
         path = self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.{_model_key(model)}.npy"
         return np.load(path) if path.exists() else None
+
+    def _windows_path(self, sha256: str, model: str) -> Path:
+        return self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.{_model_key(model)}.{WINDOWING}.npz"
+
+    def cached_windows(self, sha256: str, model: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """A document version's window vectors for the cross-lingual `model`, and the chunk
+        number (within the document) of each window."""
+        path = self._windows_path(sha256, model)
+        if not path.exists():
+            return None
+        with np.load(path) as data:
+            return data["vectors"], data["owner"]
+
+    def cache_windows(self, sha256: str, vectors: np.ndarray, owner: np.ndarray,
+                      model: str) -> None:
+        """Store a document version's window vectors (written atomically, never changed)."""
+        self.docs_dir.mkdir(parents=True, exist_ok=True)
+        path = self._windows_path(sha256, model)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as fh:
+            np.savez(fh, vectors=vectors.astype(np.float32), owner=owner.astype(np.int64))
+        os.replace(tmp, path)
 
     def cache_document(
         self, sha256: str, chunks: Sequence[Chunk], vectors: np.ndarray, model: str
@@ -197,22 +258,45 @@ class IndexStore:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def commit(self, docs: Sequence[DocInfo], embedder: Embedder) -> Path:
-        """Write a new generation holding exactly `docs` (whose chunks and vectors must be in
-        the cache) and make it the serving one. Call while holding `writer_lock`."""
+    def commit(self, docs: Sequence[DocInfo], embedder: Embedder,
+               crosslingual: Embedder | None = None) -> Path:
+        """Write a new generation holding exactly `docs` (whose chunks and vectors, and with
+        `crosslingual` their window vectors, must be in the cache) and make it the serving
+        one. Call while holding `writer_lock`."""
         chunks: list[Chunk] = []
         vectors: list[np.ndarray] = []
+        window_vectors: list[np.ndarray] = []
+        window_owner: list[np.ndarray] = []
         infos: list[DocInfo] = []
         for info in sorted(docs, key=lambda d: d.name):
             cached = self.cached_chunks(info.sha256)
             vecs = self.cached_vectors(info.sha256, embedder.name)
             if cached is None or vecs is None or len(vecs) != len(cached):
                 raise IndexError_(f"{info.name}: cached passages are missing; ingest it again")
+            if crosslingual is not None:
+                wins = self.cached_windows(info.sha256, crosslingual.name)
+                if wins is None:
+                    raise IndexError_(f"{info.name}: cached cross-lingual vectors are missing; "
+                                      "ingest it again")
+                window_vectors.append(wins[0])
+                window_owner.append(wins[1] + len(chunks))
             chunks.extend(dataclasses.replace(c, doc=info.name) for c in cached)
             vectors.append(vecs)
             infos.append(dataclasses.replace(info, chunks=len(cached)))
         dim = vectors[0].shape[1] if vectors else embedder.dimension
         matrix = np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
+        crosslingual_index = None
+        if crosslingual is not None:
+            vocabulary = build_vocabulary(chunks)
+            known = self._known_word_vectors(crosslingual.name)
+            crosslingual_index = CrossLingualIndex(
+                crosslingual.name,
+                (np.concatenate(window_vectors) if window_vectors
+                 else np.zeros((0, crosslingual.dimension), np.float32)),
+                (np.concatenate(window_owner) if window_owner else np.zeros(0, np.int64)),
+                vocabulary,
+                {lang: _word_vectors(words, known, crosslingual)
+                 for lang, words in vocabulary.items()})
 
         titles = {d.name: d.title for d in infos}
         number = self._next_number()
@@ -224,13 +308,17 @@ class IndexStore:
             for c in chunks:
                 fh.write(json.dumps(dataclasses.asdict(c), ensure_ascii=False) + "\n")
         DenseIndex.build(matrix, dim).save(building / "dense.faiss")
-        LexicalIndex.build([passage_text(titles[c.doc], c) for c in chunks],
+        LexicalIndex.build([lexical_text(titles[c.doc], c) for c in chunks],
                            [c.language for c in chunks]).save(building / "lexical")
+        if crosslingual_index is not None:
+            crosslingual_index.save(building / "crosslingual")
         manifest = {
             "format": FORMAT,
             "created": _now(),
             "embedding_model": embedder.name,
             "dimension": int(dim),
+            "crosslingual_model": crosslingual.name if crosslingual is not None else None,
+            "crosslingual_windows": WINDOWING if crosslingual is not None else None,
             "docs": [dataclasses.asdict(d) for d in infos],
         }
         (building / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
@@ -245,6 +333,21 @@ class IndexStore:
         self._collect_garbage(keep={final.name})
         return final
 
+    def _known_word_vectors(self, model: str) -> dict[str, np.ndarray]:
+        """Word vectors of the serving generation's vocabulary (when made by `model`): most
+        words of the next vocabulary are already there, so a commit embeds only new ones."""
+        try:
+            gen = self.current_generation()
+            if gen is None or not (gen / "crosslingual").is_dir():
+                return {}
+            index = CrossLingualIndex.load(gen / "crosslingual", _passages(gen))
+        except (OSError, ValueError, KeyError, IndexError_):
+            return {}  # only a cache: a damaged old generation costs some embedding, no more
+        if index.model != model:
+            return {}
+        return {w: v for lang, words in index.vocabulary.items()
+                for w, v in zip(words, index.vocabulary_vectors[lang], strict=True)}
+
     def _next_number(self) -> int:
         numbers = [int(m.group(1)) for p in self.root.iterdir() if (m := _GEN.match(p.name))]
         return max(numbers, default=0) + 1
@@ -258,6 +361,21 @@ class IndexStore:
             # Writers hold the lock, so any other build folder is left by a killed run.
             if (_GEN.match(p.name) and p.name not in keep) or p.name.startswith(".building-"):
                 shutil.rmtree(p, ignore_errors=True)
+
+
+def _passages(gen: Path) -> int:
+    with (gen / "chunks.jsonl").open(encoding="utf-8") as fh:
+        return sum(1 for _ in fh)
+
+
+def _word_vectors(words: Sequence[str], known: dict[str, np.ndarray],
+                  embedder: Embedder) -> np.ndarray:
+    """Vectors of `words`, embedding only those not in `known`."""
+    missing = [w for w in words if w not in known]
+    fresh = dict(zip(missing, embedder.embed(missing), strict=True)) if missing else {}
+    if not words:
+        return np.zeros((0, embedder.dimension), np.float32)
+    return np.stack([known[w] if w in known else fresh[w] for w in words]).astype(np.float32)
 
 
 def new_docinfo(name: str, title: str, sha256: str, page_count: int, language: str,

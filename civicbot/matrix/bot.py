@@ -364,6 +364,10 @@ class Bot:
         room = self.client.rooms.get(room_id)
         if room is None or room.joined_count > 1 or room.invited_count > 0:
             return
+        # A public room is where citizens come to ask (e.g. the one `civicbot start` creates):
+        # it waits for them. Private rooms and direct chats are left once everyone has gone.
+        if room.join_rule == "public":
+            return
         log.info("leaving room %s: nobody else is in it", room_id)
         await self._leave(room_id)
 

@@ -6,15 +6,12 @@ from pathlib import Path
 # tests/ is not a package: make its helper modules importable however pytest is started.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from matrix_harness import answerer, bot_account, homeserver  # noqa: E402, F401
-
-
 # ---- the real corpus index, built once per test session ----------------------------------
-
 import dataclasses as _dc  # noqa: E402
 from pathlib import Path as _Path  # noqa: E402
 
 import pytest as _pytest  # noqa: E402
+from matrix_harness import answerer, bot_account, homeserver  # noqa: E402, F401
 
 
 @_dc.dataclass

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -55,13 +54,13 @@ def test_mixed_document_keeps_its_text_pages(corpus_index):
 @pytest.mark.parametrize(("query", "doc", "pages"), [
     ("grondrechtenbeoordeling FRIA hoog-risico gebruiksverantwoordelijke 2 augustus 2026",
      "nl_minbzk_genai_ai-verordening_compliance_faq.pdf", {16}),
-    ("rente Tozo-lening Qredits 2 procent", 
+    ("rente Tozo-lening Qredits 2 procent",
      "nl_tk_aanhangsel_handelingen_2020-2021_3235_kamervragen_tozo.pdf", {1}),
     ("designation of the data protection officer public authority large scale monitoring",
      "en_council_gdpr_position_first_reading_5419-16_LONG.pdf", {61, 171}),
     ("technical documentation kept at the disposal of the national competent authorities "
      "10 years", "en_council_eu_ai_act_final_compromise_5662-24_LONG.pdf", {129}),
-    ("compatible licences GNU GPL AGPL LGPL EUPL", 
+    ("compatible licences GNU GPL AGPL LGPL EUPL",
      "en_eu_oj_commission_implementing_decision_2017-863_eupl.pdf", {6}),
     ("schermlezer NVDA browsers getest OpenVWS",
      "nl_minvws_toegankelijkheidsonderzoek_openvws_2023_LONG.pdf", {11}),

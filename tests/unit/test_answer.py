@@ -75,7 +75,8 @@ def test_unsupported_model_and_no_model_both_quote():
 
 
 def test_low_coverage_is_refused_in_the_question_language():
-    answer = _pipeline("x", [_hit(FRIA)], coverage=0.1).ask("Hoe hoog zijn de leges voor een paspoort?")
+    answer = _pipeline("x", [_hit(FRIA)], coverage=0.1).ask(
+        "Hoe hoog zijn de leges voor een paspoort?")
     assert answer.refused and answer.mode == "refused" and answer.citations == []
     assert "documenten" in answer.text and "FAQ" in answer.text
     english = _pipeline("x", [_hit(FRIA)], coverage=0.1).ask("What does a passport cost?")

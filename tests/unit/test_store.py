@@ -7,6 +7,7 @@ from civicbot.errors import ModelMismatch
 from civicbot.index.store import IndexStore
 from civicbot.retrieve import Retriever
 from tests.fakes import HashingEmbedder
+from tests.unit.test_crosslingual import BilingualEmbedder
 
 
 def _write(folder, name, text):
@@ -34,7 +35,7 @@ def docs(tmp_path):
 
 def test_ingest_search_skip_replace_remove(tmp_path, docs):
     embedder = HashingEmbedder()
-    corpus = Corpus(IndexStore(tmp_path / "index"), embedder)
+    corpus = Corpus(IndexStore(tmp_path / "index"), embedder, use=BilingualEmbedder())
     reports = {r.name: r for r in corpus.ingest([docs], prune_folders=[docs])}
     assert {n for n, r in reports.items() if r.status == "added"} == {
         "huur.md", "parking.txt", "page.html"}
@@ -42,7 +43,7 @@ def test_ingest_search_skip_replace_remove(tmp_path, docs):
     assert corpus.documents()["page.html"].title == "Woo-verzoek"
 
     snapshot = IndexStore(tmp_path / "index").load(embedder.name)
-    hits = Retriever(snapshot, embedder).search("Waar vraag ik huurtoeslag aan?", k=2)
+    hits = Retriever(snapshot, embedder, use=corpus.use).search("Waar vraag ik huurtoeslag aan?", 2)
     assert hits[0].chunk.doc == "huur.md"
     assert "menu" not in " ".join(c.text for c in snapshot.chunks)  # navigation left out
 
@@ -63,14 +64,15 @@ def test_ingest_search_skip_replace_remove(tmp_path, docs):
 
 
 def test_index_refuses_another_embedding_model(tmp_path, docs):
-    Corpus(IndexStore(tmp_path / "index"), HashingEmbedder()).ingest([docs])
+    Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), crosslingual=False).ingest([docs])
 
     class Other(HashingEmbedder):
         name = "test:other"
 
     with pytest.raises(ModelMismatch, match="civicbot ingest --rebuild"):
         IndexStore(tmp_path / "index").load(Other.name)
-    reports = Corpus(IndexStore(tmp_path / "index"), Other()).ingest([docs], rebuild=True)
+    reports = Corpus(IndexStore(tmp_path / "index"), Other(), crosslingual=False).ingest(
+        [docs], rebuild=True)
     assert IndexStore(tmp_path / "index").load(Other.name).docs.keys() == {
         r.name for r in reports if r.status == "added"}
 
@@ -78,7 +80,7 @@ def test_index_refuses_another_embedding_model(tmp_path, docs):
 def test_failed_commit_leaves_the_previous_generation(tmp_path, docs, monkeypatch):
     store = IndexStore(tmp_path / "index")
     embedder = HashingEmbedder()
-    Corpus(store, embedder).ingest([docs])
+    Corpus(store, embedder, crosslingual=False).ingest([docs])
     before = (tmp_path / "index" / "CURRENT").read_text()
     _write(docs, "new.md", "Een nieuw document over afvalinzameling en containers.")
 
@@ -87,6 +89,50 @@ def test_failed_commit_leaves_the_previous_generation(tmp_path, docs, monkeypatc
 
     monkeypatch.setattr("civicbot.index.store.DenseIndex.save", crash)
     with pytest.raises(OSError):
-        Corpus(store, embedder).ingest([docs])
+        Corpus(store, embedder, crosslingual=False).ingest([docs])
     assert (tmp_path / "index" / "CURRENT").read_text() == before
     assert "new.md" not in store.load(embedder.name).docs
+
+
+def test_crosslingual_vectors_are_cached_per_document(tmp_path, docs):
+    store = IndexStore(tmp_path / "index")
+    use = BilingualEmbedder()
+    corpus = Corpus(store, HashingEmbedder(), use=use)
+    corpus.ingest([docs], prune_folders=[docs])
+    snapshot = store.load(crosslingual_model=use.name)
+    assert snapshot.crosslingual is not None and snapshot.crosslingual.model == use.name
+    assert snapshot.crosslingual.passages == len(snapshot.chunks)
+    assert "huurtoeslag" in snapshot.crosslingual.vocabulary["nl"]
+    embedded, calls = use.texts_embedded, use.calls
+
+    assert {r.status for r in corpus.ingest([docs], prune_folders=[docs]) if r.ok} == {
+        "unchanged"}
+    assert use.calls == calls  # nothing changed: no commit, nothing embedded
+
+    _write(docs, "parking.txt", "Bike parking is free at the station for 24 hours.")
+    corpus.ingest([docs], prune_folders=[docs])
+    # only the new document's one window: no other document's windows, and no word of the
+    # vocabulary again (its vectors come from the previous generation)
+    assert use.texts_embedded - embedded == 1
+    snapshot = store.load(crosslingual_model=use.name)
+    assert snapshot.crosslingual.passages == len(snapshot.chunks)
+    hits = Retriever(snapshot, HashingEmbedder(), use=use).search("huur", 1)
+    assert hits[0].chunk.doc == "huur.md"
+
+
+def test_an_index_without_the_crosslingual_model_is_refused_then_upgraded(tmp_path, docs):
+    store = IndexStore(tmp_path / "index")
+    embedder = HashingEmbedder()
+    Corpus(store, embedder, crosslingual=False).ingest([docs])
+    assert store.load(embedder.name).crosslingual is None
+    use = BilingualEmbedder()
+    with pytest.raises(ModelMismatch, match="ingest --rebuild"):
+        store.load(embedder.name, crosslingual_model=use.name)
+
+    texts = embedder.texts_embedded
+    reports = Corpus(store, embedder, use=use).ingest([docs])
+    assert {r.status for r in reports if r.ok} == {"unchanged"}
+    assert embedder.texts_embedded == texts  # passages are not embedded again, only windows
+    snapshot = store.load(embedder.name, crosslingual_model=use.name)
+    assert snapshot.crosslingual is not None
+    assert snapshot.crosslingual.passages == len(snapshot.chunks)

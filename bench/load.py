@@ -1,0 +1,401 @@
+"""Load: many citizens asking at once, each in a direct chat with the bot, against a local
+Synapse on loopback and the real answering service over a small index.
+
+    .venv/bin/python bench/load.py [--corpus DIR] [--citizens N] [--time-limit S]
+
+Starts Synapse in a temporary folder (relaxed rate limits, stopped at the end even on
+error), builds an index of 4 PDFs, runs the bot in-process with its default queue size and
+rate limits, and has N citizens send one question each at the same moment. More citizens
+than the queue holds must be told the bot is busy. Per citizen it measures, as the citizen's
+client sees it: the first sign of life (the bot typing in the room, or its first reply,
+whichever comes first) and the final outcome (the final edit of the answer, or the busy
+notice). It checks that every question was answered or explicitly told busy, none lost and
+none answered twice, then prints the latency distributions. Exit code 1 when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import math
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# Realistic questions about the 4 documents below; citizens cycle through them.
+QUESTIONS = [
+    "Waarom is de rente op een Tozo-lening op 2 procent vastgesteld?",
+    "Wat vraagt de motie van de regering als banken zich niet aan de regels houden?",
+    "Which GNU licences are compatible with the EUPL v1.2?",
+    "Welke minister beantwoordde de vragen over de Tozo?",
+    "Which authority supervises compliance with MiFIR and MiFID II?",
+    "Hoe lang is de looptijd van de Tozo-lening voor bedrijfskapitaal?",
+    "In which languages is the EUPL v1.2 legally valid?",
+    "Wat vindt het kabinet van de herziening van MiFID?",
+    "Wie hebben de motie over de banken ingediend?",
+    "When did the Commission adopt the implementing decision on the EUPL?",
+]
+# The same documents as bench/answer.py.
+DOCS = ["nl_tk_aanhangsel_handelingen_2020-2021_3235_kamervragen_tozo.pdf",
+        "nl_tk_kamerstuk_32545-143_motie.pdf",
+        "en_eu_oj_commission_implementing_decision_2017-863_eupl.pdf",
+        "nl_bnc-fiche_5_herziening_mifid_2022.pdf"]
+JOIN_TIMEOUT_S = 60.0
+CITIZEN_SYNC_MS = 30_000
+
+
+class SetupFailed(Exception):
+    """Something before the load itself did not work (a one-line reason)."""
+
+
+@dataclass
+class Citizen:
+    """One citizen's nio client, its direct chat with the bot and what it saw there."""
+
+    client: Any  # nio.AsyncClient
+    question: str
+    room_id: str = ""
+    question_id: str = ""
+    sent_at: float = 0.0  # monotonic, just before the send request
+    first_typing_at: float | None = None  # first sync showing the bot typing after sent_at
+    events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # (received, ev)
+    task: asyncio.Task[None] | None = None
+
+    async def sync_forever(self, bot_id: str) -> None:
+        import nio
+
+        while True:
+            try:
+                resp = await self.client.sync(timeout=CITIZEN_SYNC_MS, full_state=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a hiccup of the client or server: keep syncing
+                await asyncio.sleep(0.2)
+                continue
+            now = time.monotonic()
+            if not isinstance(resp, nio.SyncResponse):
+                await asyncio.sleep(0.2)
+                continue
+            for room_id, info in resp.rooms.join.items():
+                if room_id != self.room_id:
+                    continue
+                self.events.extend((now, ev.source) for ev in info.timeline.events)
+                if self.sent_at and self.first_typing_at is None and any(
+                    isinstance(ev, nio.TypingNoticeEvent) and bot_id in ev.users
+                    for ev in info.ephemeral
+                ):
+                    self.first_typing_at = now
+
+
+@dataclass
+class Outcome:
+    """What one citizen got: "answered", "busy", "error" (the bot apologised) or "nothing"."""
+
+    kind: str
+    first_sign_s: float | None
+    final_s: float | None
+    answer_threads: int  # the bot's answer replies to this question (must be at most 1)
+    final_edits: int  # final edits of those replies (must be at most 1)
+    busy_notices: int
+    queued_notices: int
+
+
+def outcome_of(c: Citizen, bot_id: str) -> Outcome:
+    """Read the citizen's room: the bot's thread replies to the question and their edits."""
+    from civicbot.matrix.events import FINAL, KIND
+    from civicbot.matrix.texts import t
+
+    busy_texts = {t("busy", lang) for lang in ("nl", "en")}
+    failure_texts = {t(key, lang) for key in ("error", "timeout") for lang in ("nl", "en")}
+    replies: list[tuple[float, dict[str, Any]]] = []
+    edits: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+    for received, ev in c.events:
+        content = ev.get("content") or {}
+        rel = content.get("m.relates_to") or {}
+        if ev.get("sender") != bot_id or ev.get("type") != "m.room.message":
+            continue
+        if (rel.get("rel_type") == "m.thread"
+                and (rel.get("m.in_reply_to") or {}).get("event_id") == c.question_id):
+            replies.append((received, ev))
+        elif rel.get("rel_type") == "m.replace":
+            edits.setdefault(str(rel.get("event_id")), []).append((received, ev))
+
+    answers = [(r, ev) for r, ev in replies if ev["content"].get(KIND) == "answer"]
+    statuses = [(r, ev) for r, ev in replies if ev["content"].get(KIND) == "status"]
+    busy = [(r, ev) for r, ev in statuses if ev["content"].get("body") in busy_texts]
+    queued = [ev for _, ev in statuses if ev["content"].get("body") not in busy_texts]
+    finals: list[tuple[float, dict[str, Any]]] = []
+    for received, ev in answers:
+        if ev["content"].get(FINAL):  # sent final at once (not how answers are sent today)
+            finals.append((received, ev["content"]))
+        for edit_received, edit in edits.get(ev["event_id"], []):
+            new = edit["content"].get("m.new_content") or {}
+            if new.get(FINAL):
+                finals.append((edit_received, new))
+
+    signs = [r for r, _ in replies]
+    if c.first_typing_at is not None:
+        signs.append(c.first_typing_at)
+    first_sign = min(signs) - c.sent_at if signs else None
+    if finals:
+        received, content = min(finals, key=lambda f: f[0])
+        kind = "error" if content.get("body") in failure_texts else "answered"
+        final_s: float | None = received - c.sent_at
+    elif busy:
+        kind, final_s = "busy", busy[0][0] - c.sent_at
+    else:
+        kind, final_s = "nothing", None
+    return Outcome(kind, first_sign, final_s, len(answers), len(finals), len(busy), len(queued))
+
+
+def settled(c: Citizen, bot_id: str) -> bool:
+    return outcome_of(c, bot_id).kind != "nothing"
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1) of a non-empty sequence."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def distribution(values: Sequence[float]) -> str:
+    if not values:
+        return "(none)"
+    return (f"min {min(values):6.2f}  median {statistics.median(values):6.2f}  "
+            f"p90 {percentile(values, 0.9):6.2f}  max {max(values):6.2f} s  (n={len(values)})")
+
+
+async def call(what: str, request: Any) -> Any:
+    """Await one nio request; an error response becomes SetupFailed."""
+    import nio
+
+    resp = await request
+    if isinstance(resp, nio.ErrorResponse):
+        raise SetupFailed(f"{what}: {resp.status_code}: {resp.message}")
+    return resp
+
+
+async def open_direct_chat(c: Citizen, bot_id: str) -> None:
+    """Create a direct chat inviting the bot and wait until the bot has joined."""
+    import nio
+
+    resp = await call("creating a direct chat", c.client.room_create(
+        invite=[bot_id], is_direct=True, preset=nio.RoomPreset.private_chat))
+    c.room_id = str(resp.room_id)
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    while True:
+        members = await c.client.joined_members(c.room_id)
+        if isinstance(members, nio.JoinedMembersResponse) and any(
+                m.user_id == bot_id for m in members.members):
+            return
+        if time.monotonic() > deadline:
+            raise SetupFailed(f"the bot did not join {c.room_id} within {JOIN_TIMEOUT_S:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+async def ask(c: Citizen) -> None:
+    c.sent_at = time.monotonic()
+    resp = await call("sending a question", c.client.room_send(
+        c.room_id, "m.room.message", {"msgtype": "m.text", "body": c.question}))
+    c.question_id = str(resp.event_id)
+
+
+async def load(hs: Any, cfg: Any, service: Any, accounts: list[dict[str, str]],
+               deadline: float) -> tuple[list[Citizen], list[Outcome], Any, float]:
+    """Run the bot and the citizens; returns them, their outcomes, the bot and the load time."""
+    import nio
+
+    from civicbot.matrix.bot import Bot
+
+    bot = Bot(cfg, service)
+    bot_task = asyncio.create_task(bot.run())
+    citizens = [Citizen(nio.AsyncClient(hs.url, a["user_id"], device_id=a["device_id"]),
+                        QUESTIONS[i % len(QUESTIONS)]) for i, a in enumerate(accounts)]
+    for c, a in zip(citizens, accounts, strict=True):
+        c.client.user_id, c.client.access_token = a["user_id"], a["access_token"]
+    try:
+        ready = asyncio.create_task(bot.ready.wait())
+        await asyncio.wait({bot_task, ready}, timeout=max(1.0, deadline - time.monotonic()),
+                           return_when=asyncio.FIRST_COMPLETED)
+        if bot_task.done():
+            bot_task.result()  # raises what went wrong
+        if not ready.done():
+            ready.cancel()
+            raise SetupFailed("the bot did not become ready in time")
+
+        async def prepare(c: Citizen) -> None:
+            await call("first sync", c.client.sync(timeout=0, full_state=False))
+            await open_direct_chat(c, bot.user_id)
+            c.task = asyncio.create_task(c.sync_forever(bot.user_id))
+
+        await asyncio.wait_for(asyncio.gather(*(prepare(c) for c in citizens)),
+                               max(1.0, deadline - time.monotonic()))
+        # All chats open, all clients syncing: ask at the same moment.
+        await asyncio.sleep(1.0)
+        started = time.monotonic()
+        await asyncio.gather(*(ask(c) for c in citizens))
+        print(f"{len(citizens)} questions sent within {time.monotonic() - started:.2f} s",
+              flush=True)
+        reported = 0
+        while time.monotonic() < deadline:
+            if bot_task.done():
+                bot_task.result()
+                raise SetupFailed("the bot stopped during the load")
+            done = sum(settled(c, bot.user_id) for c in citizens)
+            if done > reported:
+                print(f"  {done}/{len(citizens)} settled after "
+                      f"{time.monotonic() - started:5.1f} s", flush=True)
+                reported = done
+            if done == len(citizens):
+                break
+            await asyncio.sleep(0.1)
+        # A moment more to catch a late duplicate answer or a second final edit.
+        await asyncio.sleep(min(3.0, max(0.0, deadline - time.monotonic())))
+        load_s = time.monotonic() - started
+        return citizens, [outcome_of(c, bot.user_id) for c in citizens], bot, load_s
+    finally:
+        for c in citizens:
+            if c.task:
+                c.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await c.task
+            await c.client.close()
+        bot_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await bot_task
+
+
+def report(citizens: list[Citizen], outcomes: list[Outcome], bot: Any, load_s: float,
+           queue_size: int, time_limit: float) -> bool:
+    """Print the figures and the checks; returns whether all checks passed."""
+    by_kind: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by_kind.setdefault(o.kind, []).append(o)
+    n = len(citizens)
+    print("\ncitizen     outcome   first sign   final  question")
+    for c, o in zip(citizens, outcomes, strict=True):
+        first = f"{o.first_sign_s:9.2f} s" if o.first_sign_s is not None else "        -  "
+        final = f"{o.final_s:7.2f} s" if o.final_s is not None else "      -  "
+        print(f"{c.client.user_id.split(':')[0][1:]:11} {o.kind:9} {first} {final}  "
+              f"{c.question[:50]}")
+    print(f"\n{n} citizens, queue size {queue_size}, load phase {load_s:.1f} s")
+    print("outcomes: " + ", ".join(f"{k} {len(by_kind.get(k, []))}"
+                                   for k in ("answered", "busy", "error", "nothing")))
+    print(f"queued notices: {sum(o.queued_notices for o in outcomes)}; "
+          f"bot counters: {dict(sorted(bot.counters.items()))}")
+    for kind in ("answered", "busy", "error"):
+        group = by_kind.get(kind, [])
+        if not group:
+            continue
+        print(f"\n{kind}:")
+        print("  first sign of life  " + distribution(
+            [o.first_sign_s for o in group if o.first_sign_s is not None]))
+        print("  final               " + distribution(
+            [o.final_s for o in group if o.final_s is not None]))
+    everyone = [o.first_sign_s for o in outcomes if o.first_sign_s is not None]
+    print("\nall citizens:\n  first sign of life  " + distribution(everyone))
+
+    problems: list[str] = []
+    for c, o in zip(citizens, outcomes, strict=True):
+        who = f"{c.client.user_id} ({c.question[:40]!r})"
+        if o.kind == "nothing":
+            got = "no sign of life" if o.first_sign_s is None else "a sign of life, no outcome"
+            problems.append(f"{who}: nothing within {time_limit:.0f} s ({got})")
+        elif o.kind == "error":
+            problems.append(f"{who}: the bot apologised instead of answering")
+        if o.answer_threads > 1 or o.final_edits > 1:
+            problems.append(f"{who}: answered twice ({o.answer_threads} answer replies, "
+                            f"{o.final_edits} final edits)")
+        if o.busy_notices > 1 or (o.busy_notices and o.answer_threads):
+            problems.append(f"{who}: {o.busy_notices} busy notices and "
+                            f"{o.answer_threads} answer replies")
+    if n > queue_size + 1 and not by_kind.get("busy"):
+        problems.append(f"{n} questions > queue of {queue_size}, yet nobody was told busy")
+    print("\nchecks:")
+    explicit = len(by_kind.get("answered", [])) + len(by_kind.get("busy", []))
+    print(f"  answered or told busy: {explicit}/{n}")
+    print(f"  lost (no outcome): {len(by_kind.get('nothing', []))}")
+    print("  answered twice: "
+          f"{sum(o.answer_threads > 1 or o.final_edits > 1 for o in outcomes)}")
+    for p in problems:
+        print("  PROBLEM " + p)
+    print("  all passed" if not problems else f"  {len(problems)} problem(s)")
+    return not problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
+    parser.add_argument("--citizens", type=int, default=20)
+    parser.add_argument("--time-limit", type=float, default=900.0,
+                        help="seconds for the whole run, setup included (default 900)")
+    args = parser.parse_args()
+    if args.citizens < 1:
+        parser.error("--citizens: at least 1")
+    t_start = time.monotonic()
+    deadline = t_start + args.time_limit
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    from civicbot import config as config_mod
+    from civicbot.errors import CivicbotError
+    from civicbot.homeserver import Homeserver
+    from civicbot.service import Service
+
+    with tempfile.TemporaryDirectory(prefix="civicbot-load-") as tmp:
+        hs = Homeserver(Path(tmp) / "synapse", relaxed_rate_limits=True)
+        try:
+            hs.start()
+            print(f"synapse up on {hs.url} after {time.monotonic() - t_start:.1f} s", flush=True)
+            bot_account = hs.register("civicbot", secrets.token_urlsafe(12))
+            accounts = [hs.register(f"citizen{i:02d}", secrets.token_urlsafe(12))
+                        for i in range(args.citizens)]
+            cfg = config_mod.build(
+                {
+                    "index": {"path": str(Path(tmp) / "index")},
+                    "matrix": {
+                        "homeserver": hs.url,
+                        "user_id": bot_account["user_id"],
+                        "access_token": bot_account["access_token"],
+                        "data_dir": str(Path(tmp) / "bot"),
+                    },
+                },
+                env={},
+                base_dir=str(ROOT),
+            )
+            service = Service(cfg)
+            t_ingest = time.monotonic()
+            service.corpus.ingest([args.corpus / d for d in DOCS])
+            print(f"index of {len(service.documents())} documents built in "
+                  f"{time.monotonic() - t_ingest:.1f} s", flush=True)
+            # A bot in service has its models loaded; the first citizen should not pay for it.
+            t_warm = time.monotonic()
+            service.generator.count_tokens("warm-up")
+            service.search("warm-up", 1)
+            print(f"models loaded in {time.monotonic() - t_warm:.1f} s", flush=True)
+            if time.monotonic() > deadline:
+                raise SetupFailed(f"setup took longer than --time-limit {args.time_limit:.0f} s")
+            citizens, outcomes, bot, load_s = asyncio.run(
+                load(hs, cfg, service, accounts, deadline))
+        except (SetupFailed, CivicbotError, TimeoutError) as exc:
+            print(f"load: {exc or type(exc).__name__}", file=sys.stderr)
+            return 1
+        finally:
+            hs.stop()
+    ok = report(citizens, outcomes, bot, load_s, cfg.bot.queue_size, args.time_limit)
+    print(f"\ntotal runtime {time.monotonic() - t_start:.1f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
