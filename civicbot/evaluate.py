@@ -174,17 +174,16 @@ def qa(path: Path, cfg: Config, retrieval_only: bool = False,
 
 
 def confidences(path: Path, service: Any) -> list[tuple[float, bool]]:
-    """(retrieval confidence, answerable) for every question of a dev.jsonl-format file."""
+    """(retrieval confidence, answerable) for every question of a dev.jsonl-format file,
+    computed exactly as the answer pipeline does before deciding to refuse."""
     from civicbot.answer.pipeline import retrieval_query
-    from civicbot.retrieve import coverage
 
-    snapshot = service.snapshot()
+    pipeline = service.pipeline(use_model=False)
     out = []
     for row in _jsonl(path):
         query = retrieval_query(row["question"], ())
-        hits = service.search(query, service.cfg.retrieval.top_k)
-        score = max((coverage(query, h, snapshot) for h in hits[:3]), default=0.0)
-        out.append((score, bool(row["answerable"])))
+        hits = pipeline.search(query, pipeline.settings.top_k)
+        out.append((pipeline.confidence(query, hits), bool(row["answerable"])))
     return out
 
 

@@ -114,23 +114,36 @@ class Retriever:
                     score=float(fused[i]), lexical=float(lexical[i]), dense=float(dense[i]))
                 for i in order.tolist()]
 
+    def translations(self, query: str) -> dict[str, str]:
+        """The question translated word by word into each other language of the corpus
+        (through the cross-lingual model's shared space); empty without that model."""
+        index = self.snapshot.crosslingual
+        if not self.crosslingual or index is None:
+            return {}
+        question_language = lang.detect(query)
+        words = list(dict.fromkeys(surface_words(query)))
+        if not words:
+            return {}
+        vectors = (self.use or shared_use()).embed(words)
+        out = {}
+        for language in index.vocabulary:
+            if language != question_language:
+                translated = index.translate(vectors, language)
+                if translated:
+                    out[language] = " ".join(translated)
+        return out
+
     def _crosslingual(self, query: str, question_language: str, lexical: np.ndarray,
                       languages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """BM25 with other-language passages also scored on the question translated word by
         word into their language, and the cross-lingual model's passage scores."""
         index = self.snapshot.crosslingual
         assert index is not None
-        use = self.use or shared_use()
-        words = list(dict.fromkeys(surface_words(query)))
-        vectors = use.embed([query, *words])
-        for language in index.vocabulary:
-            if language == question_language:
-                continue
-            translated = index.translate(vectors[1:], language)
-            if translated:
-                glossed = TRANSLATION_WEIGHT * self.snapshot.lexical.scores(" ".join(translated))
-                lexical = np.where(languages == language, np.maximum(lexical, glossed), lexical)
-        return lexical, index.passage_scores(vectors[0])
+        for language, translated in self.translations(query).items():
+            glossed = TRANSLATION_WEIGHT * self.snapshot.lexical.scores(translated)
+            lexical = np.where(languages == language, np.maximum(lexical, glossed), lexical)
+        query_vector = (self.use or shared_use()).embed([query])[0]
+        return lexical, index.passage_scores(query_vector)
 
 
 def coverage(question: str, hit: Hit, snapshot: Snapshot) -> float:

@@ -77,6 +77,16 @@ class Service:
         from civicbot.retrieve import coverage
 
         snapshot = self.snapshot()
+        retriever = Retriever.from_config(snapshot, self.embedder, self.cfg.retrieval)
+        translations = functools.lru_cache(maxsize=8)(retriever.translations)
+
+        def cross_coverage(question: str, hit: Hit) -> float:
+            """Coverage of the question, or of its translation for a passage in the other
+            language (an English question answered by a Dutch passage)."""
+            own = coverage(question, hit, snapshot)
+            translated = translations(question).get(hit.chunk.language)
+            return max(own, coverage(translated, hit, snapshot)) if translated else own
+
         threshold = self.cfg.answer.refusal_threshold
         settings = AnswerSettings(
             top_k=self.cfg.retrieval.top_k,
@@ -84,9 +94,8 @@ class Service:
             refusal_threshold=threshold if threshold >= 0 else CALIBRATED_THRESHOLD,
         )
         return AnswerPipeline(
-            search=lambda q, k: Retriever.from_config(
-                snapshot, self.embedder, self.cfg.retrieval).search(q, k),
-            coverage=lambda q, hit: coverage(q, hit, snapshot),
+            search=retriever.search,
+            coverage=cross_coverage,
             generator=self.generator if use_model else None,
             settings=settings,
             titles=lambda: sorted({d.title for d in snapshot.docs.values()}),

@@ -81,7 +81,7 @@ class AnswerPipeline:
         language = lang.detect(question)
         query = retrieval_query(question, history)
         hits = self.search(query, self.settings.top_k)
-        confidence = max((self.coverage(query, h) for h in hits[:3]), default=0.0)
+        confidence = self.confidence(query, hits)
         log.debug("retrieval confidence %.3f", confidence)
         if confidence < self.settings.refusal_threshold:
             answer = self._refusal(question, language, hits)
@@ -89,6 +89,10 @@ class AnswerPipeline:
             answer = self._answer(question, language, hits, on_text)
         answer.seconds = time.perf_counter() - started
         return answer
+
+    def confidence(self, query: str, hits: list[Hit]) -> float:
+        """How plausibly the passages answer: the best coverage among the top three."""
+        return max((self.coverage(query, h) for h in hits[:3]), default=0.0)
 
     # ---- the three outcomes ---------------------------------------------------------------
 

@@ -26,3 +26,19 @@ def test_legalqa_retrieval_reaches_the_target(shared):
                            "n_queries"}
     assert result["n_queries"] == 102
     assert result["ndcg_at_10"] >= 0.70, result
+
+
+def test_dev_retrieval_reaches_the_target(corpus_index, tmp_path):
+    """hit@5 on the answerable questions of ../shared/eval/dev.jsonl (the answer figures, which
+    take the model ~15 s a question, are measured by `civicbot eval qa`; see the README)."""
+    from civicbot import config as config_mod
+    from civicbot import evaluate
+    from civicbot.service import Service
+    from tests.conftest import SHARED
+
+    cfg = config_mod.build({"index": {"path": str(corpus_index.path)}}, env={},
+                           base_dir=str(ROOT))
+    result = evaluate.qa(SHARED / "eval" / "dev.jsonl", cfg, retrieval_only=True,
+                         service=Service(cfg, embedder=corpus_index.embedder))
+    assert result["n_answerable"] == 50
+    assert result["hit_at_5"] >= 0.85, result
