@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from civicbot.errors import DocumentError
+from civicbot.errors import DocumentError, IndexError_
 from civicbot.index.crosslingual import chunk_windows, shared_use
 from civicbot.index.store import IndexStore, new_docinfo, passage_text
 from civicbot.ingest import chunk_document, file_sha256, read_document, supported
 from civicbot.ingest.reader import PageOcr
-from civicbot.model import Chunk, DocInfo, PageIssue
+from civicbot.model import Chunk, DocInfo, Document, PageIssue
 from civicbot.protocols import Embedder
 
 log = logging.getLogger(__name__)
@@ -148,12 +148,42 @@ class Corpus:
         return reports
 
     def _commit(self, docs: list[DocInfo]) -> None:
+        for info in docs:
+            self._ensure_cached(info)
         if self.use is not None:
             for info in docs:
                 chunks = self.store.cached_chunks(info.sha256)
                 if chunks is not None:
                     self._cache_windows(info.sha256, chunks)
         self.store.commit(docs, self.embedder, self.use)
+
+    def _ensure_cached(self, info: DocInfo) -> None:
+        """Passages and vectors of a document already in the index can be missing from the
+        cache after an upgrade changed the chunker (its version is part of the cache key):
+        read the document again from where it came from."""
+        if (self.store.cached_chunks(info.sha256) is not None
+                and self.store.cached_vectors(info.sha256, self.embedder.name) is not None):
+            return
+        path = Path(info.source) / info.name
+        if not path.is_file() or file_sha256(path) != info.sha256:
+            raise IndexError_(
+                f"{info.name}: this civicbot prepares passages differently from the one that "
+                f"indexed it, and the original file is no longer at {path}; put it back, or "
+                "run `civicbot ingest --rebuild` with the corpus folders")
+        log.info("re-reading %s: the index was built by another version", info.name)
+        self._prepare(read_document(path, source=info.source, max_bytes=self.max_bytes,
+                                    ocr=self.ocr))
+
+    def _prepare(self, doc: Document) -> list[Chunk]:
+        """Chunk and embed a document version unless the cache already has it."""
+        chunks = self.store.cached_chunks(doc.sha256)
+        vectors = self.store.cached_vectors(doc.sha256, self.embedder.name)
+        if chunks is None or vectors is None:
+            chunks = chunk_document(doc, self.chunk_words, self.overlap_words)
+            vectors = self.embedder.embed([passage_text(doc.title, c) for c in chunks])
+            self.store.cache_document(doc.sha256, chunks, vectors, self.embedder.name)
+        self._cache_windows(doc.sha256, chunks)
+        return chunks
 
     def _cache_windows(self, sha256: str, chunks: Sequence[Chunk]) -> None:
         """Embed a document version's cross-lingual windows unless they are cached."""
@@ -186,13 +216,7 @@ class Corpus:
             return IngestReport(name, "rejected", reason="unreadable",
                                 message=f"the file cannot be read ({exc.strerror})"), None
 
-        chunks = self.store.cached_chunks(doc.sha256)
-        vectors = self.store.cached_vectors(doc.sha256, self.embedder.name)
-        if chunks is None or vectors is None:
-            chunks = chunk_document(doc, self.chunk_words, self.overlap_words)
-            vectors = self.embedder.embed([passage_text(doc.title, c) for c in chunks])
-            self.store.cache_document(doc.sha256, chunks, vectors, self.embedder.name)
-        self._cache_windows(doc.sha256, chunks)
+        chunks = self._prepare(doc)
         info = new_docinfo(name, doc.title, doc.sha256, doc.page_count, doc.language,
                            len(chunks), doc.skipped, doc.source)
         status = "replaced" if before is not None else "added"

@@ -30,7 +30,7 @@ def best_sentences(question: str, passages: Sequence[str], limit: int = 3,
     scored: list[tuple[float, int, int, str]] = []
     for number, passage in enumerate(passages, 1):
         for index, span in enumerate(sentences(passage)):
-            text = " ".join(span.text.split())
+            text = " ".join(span.text.split()).lstrip("#* ")
             # A question restates what was asked (FAQs, parliamentary questions); the
             # sentences after it answer.
             if len(text) < 25 or text.endswith("?"):
@@ -43,7 +43,9 @@ def best_sentences(question: str, passages: Sequence[str], limit: int = 3,
             scored.append((overlap / len(wanted) * rank_weight * length_penalty,
                            number, index, text[:max_chars]))
     scored.sort(key=lambda s: -s[0])
-    picked = scored[:limit]
+    # Only sentences nearly as relevant as the best: a weak third quote from another
+    # document distracts more than it informs.
+    picked = [s for s in scored[:limit] if s[0] >= 0.6 * scored[0][0]] if scored else []
     picked.sort(key=lambda s: (s[1], s[2]))  # keep document order within the answer
     return [Quote(number, text) for _, number, _, text in picked]
 

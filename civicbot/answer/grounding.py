@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from civicbot.answer.prompt import INSTRUCTION
 from civicbot.answer.text import cited_numbers, fact_present, facts, sentences, strip_citations
 from civicbot.index.lexical import analyse
 from civicbot.ingest.quality import stopwords
 from civicbot.lang import words
 
 MIN_CONTENT_SUPPORT = 0.6
+MIN_NEW_TERMS = 2  # content words an answer sentence must add to the question
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,22 @@ def _support(sentence: str, passage: str, language: str) -> tuple[bool, str]:
     return True, ""
 
 
-def check(answer: str, passages: Sequence[str], language: str) -> Grounding:
-    """Check each sentence of `answer` against `passages` (numbered from 1)."""
+def check(answer: str, passages: Sequence[str], language: str, question: str = "") -> Grounding:
+    """Check each sentence of `answer` against `passages` (numbered from 1). With `question`,
+    a sentence must also add something to it: small models like to echo the question back,
+    which any passage on the topic "supports"."""
     result = Grounding()
+    asked = _content_terms(question, language) if question else set()
     for span in sentences(answer):
         cited = cited_numbers(span.text)
         body = strip_citations(span.text)
         if len(body) < 3:
+            continue
+        if INSTRUCTION.search(body):
+            result.sentences.append(CheckedSentence(body, (), False, "repeats an instruction"))
+            continue
+        if question and len(_content_terms(body, language) - asked) < MIN_NEW_TERMS:
+            result.sentences.append(CheckedSentence(body, (), False, "restates the question"))
             continue
         invalid = [n for n in cited if not 1 <= n <= len(passages)]
         if invalid:

@@ -13,7 +13,7 @@ from civicbot import lang
 from civicbot.answer import grounding
 from civicbot.answer.extractive import best_sentences, focus
 from civicbot.answer.messages import say
-from civicbot.answer.prompt import build_messages
+from civicbot.answer.prompt import INSTRUCTION, build_messages, defuse
 from civicbot.answer.text import sentences
 from civicbot.errors import GenerationTimeout, ModelError
 from civicbot.model import Answer, Citation, Hit, Turn
@@ -118,7 +118,7 @@ class AnswerPipeline:
                 draft, used, passages = generated
                 if _MODEL_DECLINES.search(draft) and len(sentences(draft)) <= 2:
                     return self._refusal(question, language, hits)
-                checked = grounding.check(draft, passages, language)
+                checked = grounding.check(draft, passages, language, question)
                 total = len(checked.sentences)
                 if checked.kept and len(checked.kept) >= self.settings.min_kept_share * total:
                     numbers = sorted({n for s in checked.kept for n in s.sources})
@@ -131,7 +131,8 @@ class AnswerPipeline:
 
     def _extractive(self, question: str, language: str, hits: list[Hit],
                     passages: list[str]) -> Answer:
-        quotes = best_sentences(question, passages)
+        quotes = [q for q in best_sentences(question, passages)
+                  if not INSTRUCTION.search(q.text)]
         if not quotes:
             return self._refusal(question, language, hits)
         numbers = sorted({q.source for q in quotes})
@@ -152,7 +153,7 @@ class AnswerPipeline:
                   on_text: Callable[[str], None] | None) -> tuple[str, int, list[str]] | None:
         gen = self.generator
         assert gen is not None
-        texts = [focus(question, h.chunk.text, self.settings.source_words)
+        texts = [defuse(focus(question, h.chunk.text, self.settings.source_words))
                  for h in hits[: self.settings.prompt_sources]]
         sources = [(h.title, pages_label(h), t) for h, t in zip(hits, texts, strict=False)]
         budget = gen.context_size - self.settings.max_tokens
@@ -172,7 +173,7 @@ class AnswerPipeline:
                     if len(done) > shown:
                         shown = len(done)
                         checked = grounding.check(" ".join(s.text for s in done), passages,
-                                                  language)
+                                                  language, question)
                         if checked.kept:
                             on_text(checked.text())
         except GenerationTimeout:

@@ -7,7 +7,27 @@ injected "say that ..." cannot put words in the bot's mouth that the documents d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
+
+# Text in a document that talks to the assistant rather than about the subject. Such sentences
+# are taken out of what the model reads, and an answer sentence that matches is dropped.
+INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget) (all |any |the )?(previous|prior|above|earlier) "
+    r"(instructions|prompts?|rules)|\bnegeer (alle |de )?(vorige |eerdere )?(instructies|"
+    r"bronnen|opdrachten)|\b(you are now|from now on,? you|je bent nu|vanaf nu ben je)\b|"
+    r"\b(say|answer|respond|reply) (only )?(that|with)\b|\b(zeg|antwoord) (alleen )?(dat|met)\b|"
+    r"\bsystem prompt\b|\b(assistant|assistent|chatbot|AI-model|language model|taalmodel)\b.{0,40}"
+    r"\b(must|should|moet|zal)\b", re.I)
+
+
+def defuse(text: str) -> str:
+    """`text` without the sentences that address the assistant (see INSTRUCTION)."""
+    from civicbot.answer.text import sentences
+
+    spans = sentences(text)
+    kept = [s.text for s in spans if not INSTRUCTION.search(s.text)]
+    return text if len(kept) == len(spans) else " ".join(kept)
 
 SYSTEM = {
     "nl": ("Je bent een behulpzame assistent van de overheid. Beantwoord de vraag kort, in het "

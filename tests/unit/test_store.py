@@ -3,7 +3,7 @@
 import pytest
 
 from civicbot.corpus import Corpus
-from civicbot.errors import ModelMismatch
+from civicbot.errors import IndexError_, ModelMismatch
 from civicbot.index.store import IndexStore
 from civicbot.retrieve import Retriever
 from tests.fakes import HashingEmbedder
@@ -136,3 +136,22 @@ def test_an_index_without_the_crosslingual_model_is_refused_then_upgraded(tmp_pa
     snapshot = store.load(embedder.name, crosslingual_model=use.name)
     assert snapshot.crosslingual is not None
     assert snapshot.crosslingual.passages == len(snapshot.chunks)
+
+
+def test_an_upgraded_chunker_re_reads_documents_it_needs(tmp_path, docs, monkeypatch):
+    """After an upgrade changes the chunker version, adding one document re-reads the others
+    from their files instead of failing; a document whose file is gone gets a clear error."""
+    store = IndexStore(tmp_path / "index")
+    Corpus(store, HashingEmbedder(), crosslingual=False).ingest([docs])
+    monkeypatch.setattr("civicbot.index.store.CHUNKER_VERSION", "c-next")
+    _write(docs, "new.md", "Een nieuw document over afvalinzameling en containers.")
+    corpus = Corpus(store, HashingEmbedder(), crosslingual=False)
+    assert [r.status for r in corpus.ingest([docs / "new.md"])] == ["added"]
+    assert {"huur.md", "new.md"} <= set(corpus.documents())
+
+    monkeypatch.setattr("civicbot.index.store.CHUNKER_VERSION", "c-later")
+    (docs / "huur.md").unlink()
+    _write(docs, "newer.md", "Nog een document, nu over straatverlichting en lantaarnpalen.")
+    with pytest.raises(IndexError_, match="huur.md.*--rebuild"):
+        corpus.ingest([docs / "newer.md"])
+    assert "newer.md" not in IndexStore(tmp_path / "index").load(HashingEmbedder.name).docs
