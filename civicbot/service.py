@@ -126,7 +126,7 @@ MODELS_DIR = "models"
 
 # The refusal threshold on retrieval coverage, calibrated with `civicbot eval calibrate`
 # (docs/answering.md explains how and on what data).
-CALIBRATED_THRESHOLD = 0.45
+CALIBRATED_THRESHOLD = 0.41
 
 
 @functools.cache
