@@ -3,6 +3,7 @@ the model's answer does not survive the grounding check, or when there is no mod
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,15 @@ from civicbot.index.lexical import analyse_query
 class Quote:
     source: int  # 1-based passage number
     text: str
+    score: float = 0.0  # share of the question's (idf-weighted) terms the sentence holds
+
+
+# Questions that ask for a number, an amount, a date or a duration are answered by sentences
+# that hold one.
+_ASKS_NUMBER = re.compile(
+    r"\b(hoeveel|hoe (hoog|lang|vaak|oud)|wanneer|welke datum|vanaf wanneer|binnen welke|"
+    r"how (many|much|long|often|old|large|high)|when|what date|from what|by when|within what)\b",
+    re.I)
 
 
 def _terms(text: str) -> set[str]:
@@ -22,11 +32,13 @@ def _terms(text: str) -> set[str]:
 
 def best_sentences(question: str, passages: Sequence[str], limit: int = 3,
                    max_chars: int = 600) -> list[Quote]:
-    """Up to `limit` sentences that share the most question terms, favouring passages that
-    ranked higher; quoted as they stand (whitespace folded)."""
+    """Up to `limit` sentences that hold the most of the question's terms, favouring
+    passages that ranked higher; quoted as they stand. (Weighing terms by idf was tried and
+    found more quotes of the right page but fewer of the facts asked for on dev.jsonl.)"""
     wanted = _terms(question)
     if not wanted:
         return []
+    wants_number = bool(_ASKS_NUMBER.search(question))
     scored: list[tuple[float, int, int, str]] = []
     for number, passage in enumerate(passages, 1):
         for index, span in enumerate(sentences(passage)):
@@ -35,19 +47,21 @@ def best_sentences(question: str, passages: Sequence[str], limit: int = 3,
             # sentences after it answer.
             if len(text) < 25 or text.endswith("?"):
                 continue
-            overlap = len(wanted & _terms(text))
-            if not overlap:
+            share = len(wanted & _terms(text)) / len(wanted)
+            if not share:
                 continue
-            rank_weight = 1.0 / (1 + 0.15 * (number - 1))
+            if wants_number and any(ch.isdigit() for ch in text):
+                share *= 1.3
+            rank_weight = 1.0 / (1 + 0.3 * (number - 1))
             length_penalty = 1.0 if len(text) < 400 else 400 / len(text)
-            scored.append((overlap / len(wanted) * rank_weight * length_penalty,
-                           number, index, text[:max_chars]))
+            scored.append((share * rank_weight * length_penalty, number, index,
+                           text[:max_chars]))
     scored.sort(key=lambda s: -s[0])
-    # Only sentences nearly as relevant as the best: a weak third quote from another
+    # Only sentences nearly as relevant as the best: a weak second quote from another
     # document distracts more than it informs.
     picked = [s for s in scored[:limit] if s[0] >= 0.6 * scored[0][0]] if scored else []
     picked.sort(key=lambda s: (s[1], s[2]))  # keep document order within the answer
-    return [Quote(number, text) for _, number, _, text in picked]
+    return [Quote(number, text, score) for score, number, _, text in picked]
 
 
 def focus(question: str, passage: str, max_words: int = 110) -> str:

@@ -21,6 +21,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "nl": "Dit zeggen de documenten erover:",
         "en": "This is what the documents say:",
     },
+    "quote": {
+        "nl": "In de bron staat:",
+        "en": "The source says:",
+    },
     "other_language": {
         "nl": "(de bron is in het Engels)",
         "en": "(the source is in Dutch)",

@@ -57,6 +57,7 @@ class AnswerSettings:
     refusal_threshold: float = 0.45
     min_kept_share: float = 0.5  # of the model's sentences; less than that: quote instead
     prompt_sources: int = 3  # passages the model reads (each cut to the relevant part)
+    quote_sources: int = 3  # passages an extractive answer may quote
     source_words: int = 110
 
 
@@ -115,28 +116,39 @@ class AnswerPipeline:
                 log.warning("the model could not answer (%s); quoting the sources instead", exc)
                 generated = None
             if generated is not None:
-                draft, used, passages = generated
+                draft, _used, read = generated
                 if _MODEL_DECLINES.search(draft) and len(sentences(draft)) <= 2:
                     return self._refusal(question, language, hits)
-                checked = grounding.check(draft, passages, language, question)
+                checked = grounding.check(draft, read, language, question)
                 total = len(checked.sentences)
                 if checked.kept and len(checked.kept) >= self.settings.min_kept_share * total:
-                    numbers = sorted({n for s in checked.kept for n in s.sources})
-                    citations = self._citations(hits, numbers, checked)
-                    text = _renumber(checked.text(), numbers)
-                    return Answer(question, text, "generated", language, citations, hits)
+                    return self._generated(question, language, hits, passages, checked)
                 log.info("grounding check kept %d of %d sentences; quoting instead",
                          len(checked.kept), total)
         return self._extractive(question, language, hits, passages)
 
+    def _generated(self, question: str, language: str, hits: list[Hit], passages: list[str],
+                   checked: grounding.Grounding) -> Answer:
+        """The model's checked sentences, followed by the source's own words: a small model's
+        summary is terse and the quote lets the citizen see the evidence at once."""
+        numbers = sorted({n for s in checked.kept for n in s.sources})
+        quotes = best_sentences(question, [passages[n - 1] for n in numbers], limit=1)
+        text = _renumber(checked.text(), numbers)
+        if quotes and quotes[0].text not in text:
+            source = numbers[quotes[0].source - 1]
+            text += (f"\n\n{say('quote', language)} “{quotes[0].text}” "
+                     f"[{numbers.index(source) + 1}]")
+        citations = self._citations(hits, numbers, checked)
+        return Answer(question, text, "generated", language, citations, hits)
+
     def _extractive(self, question: str, language: str, hits: list[Hit],
                     passages: list[str]) -> Answer:
-        quotes = [q for q in best_sentences(question, passages)
+        quotes = [q for q in best_sentences(question, passages[: self.settings.quote_sources])
                   if not INSTRUCTION.search(q.text)]
         if not quotes:
             return self._refusal(question, language, hits)
         numbers = sorted({q.source for q in quotes})
-        lines = [say("extractive", language)]
+        lines = [say("extractive", language)]  # the quotes, in document order
         for q in quotes:
             lines.append(f"“{q.text}” [{numbers.index(q.source) + 1}]")
         if any(hits[n - 1].chunk.language != language for n in numbers):
