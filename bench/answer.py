@@ -33,8 +33,6 @@ DOCS = ["nl_tk_aanhangsel_handelingen_2020-2021_3235_kamervragen_tozo.pdf",
 
 def main() -> None:
     from civicbot import config as config_mod
-    from civicbot.answer.pipeline import pages_label
-    from civicbot.answer.prompt import build_messages
     from civicbot.service import Service
 
     parser = argparse.ArgumentParser()
@@ -59,12 +57,12 @@ def main() -> None:
             started = time.perf_counter()
             answer = pipeline.ask(question, on_text=seen)
             civic_total.append(time.perf_counter() - started)
-            civic_first.append((first[0] if first else time.perf_counter()) - started)
+            # Only checked sentences are shown while streaming; when none is (the answer
+            # is quoted instead), the first visible text is the final answer.
+            civic_first.append(first[0] - started if first else civic_total[-1])
 
-            hits = answer.hits or service.search(question, cfg.retrieval.top_k)
-            sources = [(h.title, pages_label(h), h.chunk.text) for h in hits]
-            messages, _ = build_messages(question, answer.language, sources, gen.count_tokens,
-                                         gen.context_size - cfg.llm.max_tokens)
+            # exactly the prompt civicbot gave the model for this question
+            messages, _ = pipeline.prompt(question, answer.language, answer.hits)
             started = time.perf_counter()
             got_first = None
             for _piece in gen.stream(messages, max_tokens=cfg.llm.max_tokens):

@@ -161,8 +161,9 @@ class AnswerPipeline:
 
     # ---- pieces ----------------------------------------------------------------------------
 
-    def _generate(self, question: str, language: str, hits: list[Hit],
-                  on_text: Callable[[str], None] | None) -> tuple[str, int, list[str]] | None:
+    def prompt(self, question: str, language: str,
+               hits: list[Hit]) -> tuple[list[dict[str, str]], list[str]]:
+        """The chat messages the model gets, and the (shortened, defused) passages in them."""
         gen = self.generator
         assert gen is not None
         texts = [defuse(focus(question, h.chunk.text, self.settings.source_words))
@@ -170,9 +171,16 @@ class AnswerPipeline:
         sources = [(h.title, pages_label(h), t) for h, t in zip(hits, texts, strict=False)]
         budget = gen.context_size - self.settings.max_tokens
         messages, used = build_messages(question, language, sources, gen.count_tokens, budget)
+        return messages, texts[:used]
+
+    def _generate(self, question: str, language: str, hits: list[Hit],
+                  on_text: Callable[[str], None] | None) -> tuple[str, int, list[str]] | None:
+        gen = self.generator
+        assert gen is not None
+        messages, passages = self.prompt(question, language, hits)
+        used = len(passages)
         if used == 0:
             return None
-        passages = texts[:used]
         draft = ""
         shown = 0
         stream = gen.stream(messages, max_tokens=self.settings.max_tokens)

@@ -100,7 +100,9 @@ def render_answer(answer: Answer) -> Rendered:
             ocr = f" ({t('ocr', lang)})" if c.ocr else ""
             quote = shorten(c.quote, QUOTE_CHARS)
             link = safe_link(c.link)
-            line = f"[{c.number}] {c.title}, {where}{ocr}"
+            # Without a public address the file name is how a citizen asks for the document.
+            doc = "" if link or c.doc == c.title else f" ({c.doc})"
+            line = f"[{c.number}] {c.title}{doc}, {where}{ocr}"
             if link:
                 line += f" <{link}>"
             body.append(line)
@@ -109,7 +111,7 @@ def render_answer(answer: Answer) -> Rendered:
             title = html.escape(c.title or c.doc)
             if link:
                 title = f'<a href="{html.escape(link, quote=True)}">{title}</a>'
-            item = f"[{c.number}] {title}, {html.escape(where + ocr)}"
+            item = f"[{c.number}] {title}{html.escape(doc)}, {html.escape(where + ocr)}"
             if quote:
                 item += f"<blockquote>{html.escape(quote)}</blockquote>"
             items.append(f"<li>{item}</li>")

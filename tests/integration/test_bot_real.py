@@ -27,7 +27,9 @@ def test_citizen_gets_a_real_answer_with_a_citation_in_a_thread(
             assert reply["content"]["msgtype"] == "m.notice"
             assert reply["content"]["m.relates_to"]["event_id"] == qid
             assert "Qredits" in final["body"]
-            assert "kamervragen_tozo.pdf#page=1" in final["formatted_body"]
+            # the source: document (by file name, as it has no public address) and page
+            assert "kamervragen_tozo.pdf), p. 1" in final["body"]
+            assert "kamervragen_tozo.pdf" in final["formatted_body"]
 
             # a follow-up in the thread is answered with the thread as context
             _, _, follow = await c.ask(room, "En wat was die rente daarna?", bot.user_id,
