@@ -92,6 +92,9 @@ def check(answer: str, passages: Sequence[str], language: str, question: str = "
         body = strip_citations(span.text)
         if len(body) < 3:
             continue
+        if body.endswith("?"):
+            result.sentences.append(CheckedSentence(body, (), False, "asks instead of answers"))
+            continue
         if INSTRUCTION.search(body):
             result.sentences.append(CheckedSentence(body, (), False, "repeats an instruction"))
             continue

@@ -87,7 +87,10 @@ class AnswerPipeline:
         if confidence < self.settings.refusal_threshold:
             answer = self._refusal(question, language, hits)
         else:
-            answer = self._answer(question, language, hits, on_text)
+            # A follow-up is answered as the question it stands for ("and when does that
+            # start?" together with what "that" was): for the prompt and for quoting.
+            answer = self._answer(query, language, hits, on_text)
+            answer.question = question
         answer.seconds = time.perf_counter() - started
         return answer
 

@@ -36,6 +36,17 @@ def test_citizen_gets_a_real_answer_with_a_citation_in_a_thread(
                                        thread_root=qid, timeout=240)
             assert "5,75" in follow["body"] or "Qredits" in follow["body"]
 
+            # in a group room (default room version 12), asked with a mention
+            async with citizen(homeserver, "neighbour") as bob:
+                group = await c.create_room([bot.user_id, bob.user_id])
+                await bob.join(group)
+                await c.wait_joined(group, bot.user_id)
+                _, reply, final = await bob.ask(
+                    group, "Which GNU licences are compatible with the EUPL v1.2?",
+                    bot.user_id, mention=bot.user_id, timeout=240)
+                assert reply["content"]["msgtype"] == "m.notice"
+                assert "GPL" in final["body"] and "eupl.pdf" in final["body"]
+
             # an unanswerable question gets an honest refusal, in Dutch
             _, _, refusal = await c.ask(
                 room, "Hoeveel kost een bewonersparkeervergunning in Amersfoort?", bot.user_id,
