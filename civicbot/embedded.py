@@ -11,7 +11,6 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from civicbot.config import Config
 from civicbot.errors import MatrixError
@@ -44,24 +43,8 @@ class Embedded:
         )
 
 
-def _client_request(url: str, token: str, path: str, body: dict[str, Any] | None,
-                    method: str = "POST") -> Any:
-    req = urllib.request.Request(
-        url + path, data=json.dumps(body).encode() if body is not None else None,
-        method=method,
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", errors="replace")[:300]
-        raise MatrixError(f"{method} {path}: HTTP {exc.code}: {detail}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise MatrixError(f"the embedded homeserver at {url} is unreachable: {exc}") from exc
-
-
-def _create_room(url: str, token: str) -> str:
-    room = _client_request(url, token, "/_matrix/client/v3/createRoom", {
+def _create_room(hs: Homeserver, token: str) -> str:
+    room = hs.request("POST", "/_matrix/client/v3/createRoom", token=token, body={
         "preset": "public_chat", "room_alias_name": ROOM_ALIAS,
         "name": "Vraag het civicbot / Ask civicbot",
         "topic": "Questions about public policy documents, answered with sources.",
@@ -92,21 +75,21 @@ def start(cfg: Config) -> tuple[Embedded, Config]:
             citizen = hs.register("citizen", password)
             saved = {"bot_user": bot["user_id"], "bot_token": bot["access_token"],
                      "citizen_user": citizen["user_id"], "citizen_password": password,
-                     "room_id": _create_room(hs.url, bot["access_token"])}
+                     "room_id": _create_room(hs, bot["access_token"])}
             _save(accounts, saved)
         # (Re)join the citizens' room; if it is gone (everyone left), make a new one.
         quoted = urllib.parse.quote(saved["room_id"], safe="")
         try:
-            _client_request(hs.url, saved["bot_token"], f"/_matrix/client/v3/join/{quoted}", {})
+            hs.request("POST", f"/_matrix/client/v3/join/{quoted}", {}, saved["bot_token"])
         except MatrixError:
             server = saved["bot_user"].split(":", 1)[1]
             alias = urllib.parse.quote(f"#{ROOM_ALIAS}:{server}", safe="")
             try:
-                _client_request(hs.url, saved["bot_token"],
-                                f"/_matrix/client/v3/directory/room/{alias}", None, "DELETE")
+                hs.request("DELETE", f"/_matrix/client/v3/directory/room/{alias}",
+                           token=saved["bot_token"])
             except MatrixError:
                 pass  # no alias left to move
-            saved["room_id"] = _create_room(hs.url, saved["bot_token"])
+            saved["room_id"] = _create_room(hs, saved["bot_token"])
             _save(accounts, saved)
     except Exception:
         hs.stop()

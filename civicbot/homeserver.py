@@ -290,14 +290,14 @@ class Homeserver:
 
     # -- admin API -----------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None,
+                token: str = "") -> Any:
+        """A JSON request to this homeserver (as the user of `token`, if given)."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"} if data else {},
-        )
+        headers = {"Content-Type": "application/json"} if data else {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return json.loads(resp.read() or b"{}")
@@ -310,13 +310,13 @@ class Homeserver:
     def register(self, username: str, password: str, admin: bool = False) -> dict[str, str]:
         """Create a user through the shared-secret admin API; returns its user_id,
         access_token and device_id. A taken name raises MatrixError."""
-        nonce = self._request("GET", "/_synapse/admin/v1/register")["nonce"]
+        nonce = self.request("GET", "/_synapse/admin/v1/register")["nonce"]
         mac = hmac.new(self.registration_shared_secret.encode(), digestmod=hashlib.sha1)
         for part in (nonce, username, password, "admin" if admin else "notadmin"):
             if part != nonce:
                 mac.update(b"\x00")
             mac.update(part.encode())
-        reply = self._request(
+        reply = self.request(
             "POST",
             "/_synapse/admin/v1/register",
             {
