@@ -75,7 +75,10 @@ def expand(paths: Iterable[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and supported(p)))
+            # A folder's README explains the folder (corpus/README.md does); it is not a
+            # document. Named on its own it is ingested like any file.
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and supported(p)
+                                and not p.name.lower().startswith("readme.")))
         else:
             files.append(path)
     return files

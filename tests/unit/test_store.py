@@ -29,6 +29,7 @@ def docs(tmp_path):
            "dient u in bij het bestuursorgaan dat de informatie heeft. Het besluit volgt "
            "binnen vier weken.</p></body></html>")
     _write(folder, "empty.txt", "   \n\n  ")
+    _write(folder, "README.md", "# This folder\n\nPut the documents the bot should know here.")
     (folder / "bad.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     return folder
 
@@ -39,6 +40,7 @@ def test_ingest_search_skip_replace_remove(tmp_path, docs):
     reports = {r.name: r for r in corpus.ingest([docs], prune_folders=[docs])}
     assert {n for n, r in reports.items() if r.status == "added"} == {
         "huur.md", "parking.txt", "page.html"}
+    assert "README.md" not in reports  # a folder's README explains the folder
     assert reports["empty.txt"].reason == "no-text" and reports["bad.pdf"].reason == "corrupt"
     assert corpus.documents()["page.html"].title == "Woo-verzoek"
 
