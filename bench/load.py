@@ -33,24 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# Realistic questions about the 4 documents below; citizens cycle through them.
-QUESTIONS = [
-    "Waarom is de rente op een Tozo-lening op 2 procent vastgesteld?",
-    "Wat vraagt de motie van de regering als banken zich niet aan de regels houden?",
-    "Which GNU licences are compatible with the EUPL v1.2?",
-    "Welke minister beantwoordde de vragen over de Tozo?",
-    "Which authority supervises compliance with MiFIR and MiFID II?",
-    "Hoe lang is de looptijd van de Tozo-lening voor bedrijfskapitaal?",
-    "In which languages is the EUPL v1.2 legally valid?",
-    "Wat vindt het kabinet van de herziening van MiFID?",
-    "Wie hebben de motie over de banken ingediend?",
-    "When did the Commission adopt the implementing decision on the EUPL?",
-]
-# The same documents as bench/answer.py.
-DOCS = ["nl_tk_aanhangsel_handelingen_2020-2021_3235_kamervragen_tozo.pdf",
-        "nl_tk_kamerstuk_32545-143_motie.pdf",
-        "en_eu_oj_commission_implementing_decision_2017-863_eupl.pdf",
-        "nl_bnc-fiche_5_herziening_mifid_2022.pdf"]
+from bench.questions import DOCS, QUESTIONS  # noqa: E402
+
 JOIN_TIMEOUT_S = 60.0
 CITIZEN_SYNC_MS = 30_000
 

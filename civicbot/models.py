@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 from civicbot.errors import ModelError
+from civicbot.ingest.reader import file_sha256
 
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
@@ -28,13 +29,6 @@ _BY_HAND = (
 )
 
 
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file as lowercase hex, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def ensure_default_llm(models_dir: Path) -> Path:
