@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true")
     d = docs.add_parser("remove", help="take documents out of the index")
     d.add_argument("names", nargs="+")
+    d = docs.add_parser("history", help="every change of the documents: what, who, when")
+    d.add_argument("--json", action="store_true")
+
+    sub.add_parser("sync", help=(
+        "one sync round now: apply changes in the corpus folders and fetch the [[sources]]"))
 
     s = sub.add_parser("search", help="ranked passages for a query")
     s.add_argument("query")
@@ -60,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", help="run the Matrix bot against the configured homeserver")
     sub.add_parser("stats", help="feedback counts (thumbs up and down) on answers")
+    sub.add_parser("doctor", help=(
+        "check the installation (config, homeserver, models, index, disk, memory); "
+        "exit 0 only when all is well"))
 
     s = sub.add_parser("eval", help="measure retrieval and answer quality")
     ev = s.add_subparsers(dest="eval_command", metavar="KIND")
@@ -70,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("file", type=Path)
     e.add_argument("--json", action="store_true")
     e.add_argument("--retrieval-only", action="store_true")
+    e.add_argument("--extractive", action="store_true",
+                   help="answer by quoting only, without the local model (fast)")
     e = ev.add_parser("calibrate", help="the refusal threshold for questions in dev.jsonl format")
     e.add_argument("file", type=Path)
     return p
@@ -112,8 +122,8 @@ def cmd_ingest(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     if not args.paths:
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
-    reports = service.corpus.ingest(paths, prune_folders=[] if args.paths else folders,
-                                    progress=_progress_bar(), rebuild=args.rebuild)
+    reports = service.curator.ingest(paths, by="cli", prune_folders=[] if args.paths else folders,
+                                     progress=_progress_bar(), rebuild=args.rebuild)
     for r in reports:
         print(r.describe())
     if not reports:
@@ -130,8 +140,18 @@ def cmd_docs(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.service import Service
 
     service = Service(cfg)
+    if args.docs_command == "history":
+        records = service.curator.history()
+        if args.json:
+            print(json.dumps([dataclasses.asdict(r) for r in records], ensure_ascii=False,
+                             indent=1))
+        for r in records if not args.json else ():
+            print(r.describe())
+        if not records and not args.json:
+            print("No changes have been recorded yet.")
+        return 0
     if args.docs_command == "remove":
-        reports = service.corpus.remove(args.names)
+        reports = service.curator.remove(args.names, by="cli")
         for r in reports:
             print(r.describe())
         return 0 if all(r.ok for r in reports) else 1
@@ -147,6 +167,25 @@ def cmd_docs(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    from civicbot.service import Service
+    from civicbot.sync import Syncer
+
+    service = Service(cfg)
+    result = Syncer(service.curator, cfg).run_round()
+    for r in result.folders:
+        if r.status != "unchanged":
+            print(r.describe())
+    for s in result.sources:
+        print(s.describe())
+    if not cfg.sources:
+        print("No [[sources]] are configured; the corpus folders were checked.")
+    rejected = sum(not r.ok for r in result.folders)
+    print(f"{len(service.corpus.documents())} documents in the index; "
+          f"{sum(not s.ok for s in result.sources)} source(s) failed; {rejected} file(s) rejected.")
+    return 0 if result.ok and not rejected else 1
+
+
 def cmd_search(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.service import Service
 
@@ -155,7 +194,7 @@ def cmd_search(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         print(json.dumps([{
             "doc": h.chunk.doc, "title": h.title, "page_start": h.chunk.page_start,
             "page_end": h.chunk.page_end, "score": round(h.score, 4),
-            "heading": h.chunk.heading, "text": h.chunk.text,
+            "heading": h.chunk.heading, "text": h.chunk.text, "ocr": h.chunk.ocr,
         } for h in hits], ensure_ascii=False, indent=1))
         return 0
     for rank, h in enumerate(hits, 1):
@@ -181,10 +220,13 @@ def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         threshold = evaluate.calibrate(pairs)
         for score, answerable in sorted(pairs):
             print(f"{score:.3f} {'answerable' if answerable else 'unanswerable'}")
+        for line in evaluate.calibration_check(pairs):
+            print(line)
         print(f"refusal threshold: {threshold}")
         return 0
     elif args.eval_command == "qa":
-        result = evaluate.qa(args.file, cfg, retrieval_only=args.retrieval_only)
+        result = evaluate.qa(args.file, cfg, retrieval_only=args.retrieval_only,
+                             use_model=not args.extractive)
     else:
         raise ConfigError("usage: civicbot eval beir DIR | civicbot eval qa FILE")
     if args.json:
@@ -196,6 +238,8 @@ def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
 
 def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
+    from civicbot.answer.messages import say
+
     print(answer.text)
     if answer.citations:
         print()
@@ -203,6 +247,8 @@ def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
             pages = (f"p. {c.page_start}" if c.page_start == c.page_end
                      else f"pp. {c.page_start}-{c.page_end}")
             print(f"[{c.number}] {c.title} — {c.doc}, {pages} ({c.link})\n    “{c.quote}”")
+            if c.ocr:
+                print(f"    ({say('ocr', answer.language)})")
 
 
 def _answer_json(answer) -> dict:  # type: ignore[no-untyped-def, type-arg]
@@ -297,6 +343,30 @@ def cmd_stats(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     return 0
 
 
+def _adopt_starter_sources(cfg: config_mod.Config, service) -> config_mod.Config:  # type: ignore[no-untyped-def]
+    """A first run with nothing to ask about: fetch the starter documents, and keep them as
+    the configured sources so the bot's schedule keeps them current."""
+    import dataclasses
+
+    from civicbot.sync import Syncer, starter_sources
+
+    starter = starter_sources(cfg, service.corpus.documents())
+    if not starter:
+        return cfg
+    cfg = dataclasses.replace(cfg, sources=starter)
+    service.cfg = cfg
+    print(f"No documents of your own yet: fetching {len(starter)} starter documents from "
+          f"public sources ({cfg.sync.starter_sources}).", flush=True)
+    reports, _ = Syncer(service.curator, cfg).fetch_sources()
+    for report in reports:
+        print(report.describe())
+    if not any(r.ok for r in reports):
+        print("The starter documents could not be fetched (no internet access?). Carrying on "
+              "with what is in the corpus folders; the bot tries the sources again on its "
+              "schedule.")
+    return cfg
+
+
 def cmd_start(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     """The README's first command: ingest the configured corpus, then serve Matrix."""
     from civicbot.matrix.bot import run
@@ -306,10 +376,12 @@ def cmd_start(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     folders = service.corpus_folders()
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
-    reports = service.corpus.ingest(folders, prune_folders=folders, progress=_progress_bar())
+    reports = service.curator.ingest(folders, by="folder", prune_folders=folders,
+                                     progress=_progress_bar())
     for r in reports:
         if r.status != "unchanged":
             print(r.describe())
+    cfg = _adopt_starter_sources(cfg, service)
     count = len(service.corpus.documents())
     print(f"{count} documents in the index.")
     if count == 0:
@@ -334,7 +406,7 @@ def cmd_start(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
 COMMANDS = {"ingest": cmd_ingest, "docs": cmd_docs, "search": cmd_search, "eval": cmd_eval,
             "ask": cmd_ask, "chat": cmd_chat, "models": cmd_models, "run": cmd_run,
-            "stats": cmd_stats, "start": cmd_start}
+            "stats": cmd_stats, "start": cmd_start, "sync": cmd_sync}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -344,6 +416,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    if args.command == "doctor":  # reports a broken config as one of its checks
+        from civicbot.doctor import main as doctor
+
+        return doctor(args.config, args.index)
     try:
         cfg = config_mod.load(args.config)
         if args.index:

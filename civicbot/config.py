@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ class MatrixConfig:
     password: str = ""
     data_dir: str = "data"
     device_name: str = "civicbot"
+    # End-to-end encryption (crypto store in data_dir/crypto; docs/encryption.md).
+    encryption: bool = True
     allowed_servers: tuple[str, ...] = ()  # empty: the bot's own homeserver
     allowed_users: tuple[str, ...] = ()
     answer_all_rooms: tuple[str, ...] = ()  # rooms where every message is a question
@@ -88,9 +91,58 @@ class BotConfig:
 
 
 @dataclass(frozen=True)
+class EditorsConfig:
+    # Editors may add, replace and remove documents (docs/editors.md).
+    users: tuple[str, ...] = ()
+    room: str = ""  # a room id or alias: members with power_level or more there are editors
+    power_level: int = 50
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    every: str = "6h"  # default schedule of a [[sources]] entry
+    watch_every: str = "1m"  # how often the corpus folders are checked for changes
+    timeout_s: float = 60.0
+    max_file_mb: int = 100
+    # Public documents a first-time user gets when the corpus is empty and no [[sources]] are
+    # configured (civicbot start fetches them). Empty: none.
+    starter_sources: str = "corpus/sources.example.toml"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One `[[sources]]` entry: a public document fetched on a schedule."""
+
+    url: str = ""
+    sha256: str = ""  # when set, a download with another hash is refused
+    name: str = ""  # the document's file name; empty: the last part of the URL
+    every: str = ""  # empty: [sync] every
+
+
+@dataclass(frozen=True)
+class OcrConfig:
+    # Scanned pages are read with Tesseract (docs/ocr.md); without it they are left out.
+    enabled: bool = True
+    languages: tuple[str, ...] = ("nld", "eng")
+    dpi: int = 200
+    page_time_limit_s: float = 60.0
+    max_pages_per_document: int = 100
+    workers: int = 0  # 0: all cores
+    command: str = "tesseract"
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     format: str = "plain"  # "plain" or "json"
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    # /healthz and /metrics for operators (civicbot/health.py); loopback unless opened up.
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9464
 
 
 @dataclass(frozen=True)
@@ -104,6 +156,11 @@ class Config:
     matrix: MatrixConfig = field(default_factory=MatrixConfig)
     bot: BotConfig = field(default_factory=BotConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    ocr: OcrConfig = field(default_factory=OcrConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    editors: EditorsConfig = field(default_factory=EditorsConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    sources: tuple[SourceConfig, ...] = ()
     # Folder the relative paths above are resolved against (the config file's folder).
     base_dir: str = "."
 
@@ -166,6 +223,67 @@ def _section_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+def parse_duration(text: str) -> float:
+    """Seconds in a duration like "90s", "30m", "6h" or "1d"; ValueError otherwise."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f'expected a duration like "30m", "6h" or "1d", got {text!r}')
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def _check_url(url: str) -> None:
+    if not re.match(r"^https?://[^\s/]+", url):
+        raise ValueError(f"expected an http:// or https:// address, got {url!r}")
+
+
+def _check_sha256(value: str) -> None:
+    if value and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise ValueError("expected 64 hexadecimal characters (a sha256 digest)")
+
+
+# Checks of single values beyond their type: (section, key) -> raises ValueError(message).
+_CHECKS: dict[tuple[str, str], Any] = {
+    ("sync", "every"): parse_duration,
+    ("sync", "watch_every"): parse_duration,
+    ("sources", "url"): _check_url,
+    ("sources", "sha256"): _check_sha256,
+    ("sources", "every"): lambda v: v and parse_duration(v),
+}
+
+
+def _table(name: str, where: str, given: Any, cls: type, env: dict[str, str]) -> Any:
+    """One table (`[name]`, or entry `where` of an array of tables) as a `cls`."""
+    if not isinstance(given, dict):
+        raise ConfigError(f"{where}: expected a [{name}] table")
+    fields = _section_types(cls)
+    for key in given:
+        if key not in fields:
+            raise ConfigError(
+                f"{where}.{key}: unknown key (known keys: {', '.join(sorted(fields))})"
+            )
+    values: dict[str, Any] = {}
+    for key, typ in fields.items():
+        at = f"{where}.{key}"
+        env_name = f"CIVICBOT_{name}_{key}".upper()
+        if env_name in env and where == name:  # entries of arrays have no environment names
+            values[key] = _coerce(at, _from_env(at, env[env_name], typ), typ)
+        elif key in given:
+            values[key] = _coerce(at, given[key], typ)
+        choices = _CHOICES.get((name, key))
+        if key in values and choices and values[key] not in choices:
+            raise ConfigError(f"{at}: must be one of {', '.join(choices)}")
+        check = _CHECKS.get((name, key))
+        if key in values and check is not None:
+            try:
+                check(values[key])
+            except ValueError as exc:
+                raise ConfigError(f"{at}: {exc}") from exc
+    try:
+        return cls(**values)
+    except TypeError as exc:  # pragma: no cover
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
 def build(data: dict[str, Any], env: dict[str, str] | None = None, base_dir: str = ".") -> Config:
     """Validate a parsed TOML mapping plus environment overrides into a frozen Config."""
     env = dict(os.environ) if env is None else env
@@ -176,30 +294,18 @@ def build(data: dict[str, Any], env: dict[str, str] | None = None, base_dir: str
             raise ConfigError(f"{name}: unknown section (known sections: {known})")
     built: dict[str, Any] = {}
     for name, cls in sections.items():
-        given = data.get(name, {})
-        if not isinstance(given, dict):
-            raise ConfigError(f"{name}: expected a [{name}] table")
-        fields = _section_types(cls)
-        for key in given:
-            if key not in fields:
-                raise ConfigError(
-                    f"{name}.{key}: unknown key (known keys: {', '.join(sorted(fields))})"
-                )
-        values: dict[str, Any] = {}
-        for key, typ in fields.items():
-            where = f"{name}.{key}"
-            env_name = f"CIVICBOT_{name}_{key}".upper()
-            if env_name in env:
-                values[key] = _coerce(where, _from_env(where, env[env_name], typ), typ)
-            elif key in given:
-                values[key] = _coerce(where, given[key], typ)
-            choices = _CHOICES.get((name, key))
-            if key in values and choices and values[key] not in choices:
-                raise ConfigError(f"{where}: must be one of {', '.join(choices)}")
-        try:
-            built[name] = cls(**values)
-        except TypeError as exc:  # pragma: no cover
-            raise ConfigError(f"{name}: {exc}") from exc
+        if typing.get_origin(cls) is tuple:  # an array of tables, e.g. [[sources]]
+            (item,) = typing.get_args(cls)[:1]
+            given = data.get(name, [])
+            if not isinstance(given, list):
+                raise ConfigError(f"{name}: expected an array of tables ([[{name}]] entries)")
+            built[name] = tuple(_table(name, f"{name}[{i}]", entry, item, env)
+                                for i, entry in enumerate(given))
+            for i, entry in enumerate(built[name]):
+                if not entry.url:
+                    raise ConfigError(f"{name}[{i}].url: required (the document's address)")
+            continue
+        built[name] = _table(name, name, data.get(name, {}), cls, env)
     return Config(**built, base_dir=base_dir)
 
 
@@ -219,6 +325,8 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
-    return build(data, env, base_dir=str(p.resolve().parent))
+    # absolute(), not resolve(): a config.toml that is a symlink (the container's, into its
+    # config volume) keeps its paths relative to where the link is, not to its target.
+    return build(data, env, base_dir=str(p.absolute().parent))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -9,9 +10,9 @@ from pathlib import Path
 
 from civicbot.errors import DocumentError, IndexError_
 from civicbot.index.crosslingual import chunk_windows, shared_use
-from civicbot.index.store import IndexStore, new_docinfo, passage_text
+from civicbot.index.store import IndexStore, cache_key, new_docinfo, passage_text
 from civicbot.ingest import chunk_document, file_sha256, read_document, supported
-from civicbot.ingest.reader import PageOcr
+from civicbot.ingest.reader import OCR_INSTALL_HINT, PageOcr
 from civicbot.model import Chunk, DocInfo, Document, PageIssue
 from civicbot.protocols import Embedder
 
@@ -33,6 +34,9 @@ class IngestReport:
     skipped: tuple[PageIssue, ...] = ()
     reason: str = ""  # for rejected files: a short tag (corrupt, encrypted, no-text, ...)
     message: str = ""  # for rejected files: what happened and what to do
+    sha256: str = ""  # of the file read (empty when it could not be read)
+    source: str = ""  # where the document came from (a folder path or a public URL)
+    ocr_pages: tuple[int, ...] = ()  # pages whose text was recognised from a scan
 
     @property
     def ok(self) -> bool:
@@ -46,16 +50,34 @@ class IngestReport:
             return f"· {self.name}: {self.status}"
         line = (f"✓ {self.name}: {self.status}, {self.pages} pages, {self.chunks} passages, "
                 f"language {self.language}")
+        if self.ocr_pages:
+            line += f" — text recognised from scans (OCR): pages {_ranges(list(self.ocr_pages))}"
         if self.skipped:
             by_reason: dict[str, list[int]] = {}
             for issue in self.skipped:
                 by_reason.setdefault(issue.reason, []).append(issue.number)
             parts = [f"{_REASONS.get(r, r)}: pages {_ranges(p)}" for r, p in by_reason.items()]
             line += " — left out " + "; ".join(parts)
+            if "ocr-unavailable" in by_reason:
+                line += f" — to read the scanned pages, {OCR_INSTALL_HINT}"
+            elif by_reason.keys() & {"no-text", "garbled"}:
+                line += " — OCR is off: set [ocr] enabled = true to read scanned pages"
         return line
 
 
-_REASONS = {"no-text": "no text layer (scanned?)", "garbled": "garbled text"}
+_REASONS = {
+    "no-text": "no text layer (scanned?)",
+    "garbled": "garbled text",
+    # The reasons of pages that needed OCR (docs/ocr.md).
+    "ocr-unavailable": "scanned, not read because OCR (Tesseract) is not installed",
+    "ocr-no-text": "scanned, no readable text found (blank, redacted or handwritten?)",
+    "ocr-garbled": "scanned, the recognised text is not running text (a table or a drawing?)",
+    "ocr-page-cap": "scanned, beyond the OCR page limit (ocr.max_pages_per_document)",
+    "ocr-timeout": "scanned, OCR took longer than ocr.page_time_limit_s",
+    "ocr-failed": "scanned, OCR failed",
+}
+# Pages left out for these reasons may be read when OCR can run now.
+_OCR_WOULD_READ = {"no-text", "garbled", "ocr-unavailable"}
 
 
 def _ranges(numbers: list[int]) -> str:
@@ -68,6 +90,14 @@ def _ranges(numbers: list[int]) -> str:
         out.append(str(start) if start == prev else f"{start}–{prev}")
         start = prev = n
     return ", ".join(out)
+
+
+def _ocr_progress(progress: Progress | None, name: str, done: int,
+                  total: int) -> Callable[[int, int], None] | None:
+    """OCR's page progress shown through the ingest's file progress."""
+    if progress is None:
+        return None
+    return lambda page, pages: progress(f"OCR {page}/{pages} pages: {name}", done, total)
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:
@@ -115,11 +145,13 @@ class Corpus:
         source: Callable[[Path], str] | None = None,
         progress: Progress | None = None,
         rebuild: bool = False,
+        by: str = "",
     ) -> list[IngestReport]:
         """Bring the index in line with `paths`. Documents that came from one of
         `prune_folders` and are no longer there are removed. One new generation is
         committed at the end; a crash before that leaves the index as it was. `rebuild`
-        starts from an empty index (the old one keeps serving until the new one is done)."""
+        starts from an empty index (the old one keeps serving until the new one is done).
+        `by` says who made the change (DocInfo.added_by)."""
         files = expand(paths)
         reports: list[IngestReport] = []
         with self.store.writer_lock():
@@ -130,7 +162,8 @@ class Corpus:
                 if progress:
                     progress(path.name, done, len(files))
                 report, info = self._one(path, current.get(path.name), seen,
-                                         source(path) if source else str(path.parent))
+                                         source(path) if source else str(path.parent), by,
+                                         _ocr_progress(progress, path.name, done, len(files)))
                 reports.append(report)
                 if info is not None:
                     wanted[info.name] = info
@@ -139,7 +172,8 @@ class Corpus:
                 gone = info.source and str(Path(info.source).resolve()) in folders
                 if gone and name not in seen:
                     del wanted[name]
-                    reports.append(IngestReport(name, "removed"))
+                    reports.append(IngestReport(name, "removed", title=info.title,
+                                                sha256=info.sha256, source=info.source))
             if progress:
                 progress("", len(files), len(files))
             # An index built with another cross-lingual setting is brought in line, embedding
@@ -151,22 +185,23 @@ class Corpus:
         return reports
 
     def _commit(self, docs: list[DocInfo]) -> None:
-        for info in docs:
-            self._ensure_cached(info)
+        docs = [self._ensure_cached(info) for info in docs]
         if self.use is not None:
             for info in docs:
-                chunks = self.store.cached_chunks(info.sha256)
+                key = cache_key(info.sha256, info.ocr_variant)
+                chunks = self.store.cached_chunks(key)
                 if chunks is not None:
-                    self._cache_windows(info.sha256, chunks)
+                    self._cache_windows(key, chunks)
         self.store.commit(docs, self.embedder, self.use)
 
-    def _ensure_cached(self, info: DocInfo) -> None:
+    def _ensure_cached(self, info: DocInfo) -> DocInfo:
         """Passages and vectors of a document already in the index can be missing from the
         cache after an upgrade changed the chunker (its version is part of the cache key):
         read the document again from where it came from."""
-        if (self.store.cached_chunks(info.sha256) is not None
-                and self.store.cached_vectors(info.sha256, self.embedder.name) is not None):
-            return
+        key = cache_key(info.sha256, info.ocr_variant)
+        if (self.store.cached_chunks(key) is not None
+                and self.store.cached_vectors(key, self.embedder.name) is not None):
+            return info
         path = Path(info.source) / info.name
         if not path.is_file() or file_sha256(path) != info.sha256:
             raise IndexError_(
@@ -174,18 +209,22 @@ class Corpus:
                 f"indexed it, and the original file is no longer at {path}; put it back, or "
                 "run `civicbot ingest --rebuild` with the corpus folders")
         log.info("re-reading %s: the index was built by another version", info.name)
-        self._prepare(read_document(path, source=info.source, max_bytes=self.max_bytes,
-                                    ocr=self.ocr))
+        doc = read_document(path, source=info.source, max_bytes=self.max_bytes, ocr=self.ocr)
+        chunks = self._prepare(doc)
+        # OCR may read the pages differently now (installed, removed, other settings).
+        return dataclasses.replace(info, chunks=len(chunks), skipped=doc.skipped,
+                                   ocr_pages=doc.ocr_pages, ocr_variant=doc.ocr_variant)
 
     def _prepare(self, doc: Document) -> list[Chunk]:
         """Chunk and embed a document version unless the cache already has it."""
-        chunks = self.store.cached_chunks(doc.sha256)
-        vectors = self.store.cached_vectors(doc.sha256, self.embedder.name)
+        key = cache_key(doc.sha256, doc.ocr_variant)
+        chunks = self.store.cached_chunks(key)
+        vectors = self.store.cached_vectors(key, self.embedder.name)
         if chunks is None or vectors is None:
             chunks = chunk_document(doc, self.chunk_words, self.overlap_words)
             vectors = self.embedder.embed([passage_text(doc.title, c) for c in chunks])
-            self.store.cache_document(doc.sha256, chunks, vectors, self.embedder.name)
-        self._cache_windows(doc.sha256, chunks)
+            self.store.cache_document(key, chunks, vectors, self.embedder.name)
+        self._cache_windows(key, chunks)
         return chunks
 
     def _cache_windows(self, sha256: str, chunks: Sequence[Chunk]) -> None:
@@ -196,36 +235,50 @@ class Corpus:
         self.store.cache_windows(sha256, self.use.embed(texts), owner, self.use.name)
 
     def _one(self, path: Path, before: DocInfo | None, seen: dict[str, Path],
-             source: str) -> tuple[IngestReport, DocInfo | None]:
+             source: str, by: str = "", on_ocr: Callable[[int, int], None] | None = None,
+             ) -> tuple[IngestReport, DocInfo | None]:
         name = path.name
         if name in seen:
             return IngestReport(name, "rejected", reason="duplicate-name", message=(
                 f"another file with this name was already taken from {seen[name].parent}; "
                 "rename one of them")), None
         seen[name] = path
+        sha = ""
         try:
             if not path.exists():
                 return IngestReport(name, "rejected", reason="missing",
                                     message="the file does not exist"), None
             sha = file_sha256(path)
-            if before is not None and before.sha256 == sha:
+            if before is not None and before.sha256 == sha and not self._ocr_would_read(before):
                 return IngestReport(name, "unchanged", before.page_count, before.chunks,
-                                    before.language, before.title, before.skipped), None
-            doc = read_document(path, source=source, max_bytes=self.max_bytes, ocr=self.ocr)
+                                    before.language, before.title, before.skipped,
+                                    ocr_pages=before.ocr_pages), None
+            doc = read_document(path, source=source, max_bytes=self.max_bytes, ocr=self.ocr,
+                                ocr_progress=on_ocr)
         except DocumentError as exc:
             log.info("rejected %s: %s", name, exc.detail)
-            return IngestReport(name, "rejected", reason=exc.reason, message=exc.detail), None
+            return IngestReport(name, "rejected", reason=exc.reason, message=exc.detail,
+                                sha256=sha, source=source), None
         except OSError as exc:
             return IngestReport(name, "rejected", reason="unreadable",
-                                message=f"the file cannot be read ({exc.strerror})"), None
+                                message=f"the file cannot be read ({exc.strerror})",
+                                source=source), None
 
         chunks = self._prepare(doc)
         info = new_docinfo(name, doc.title, doc.sha256, doc.page_count, doc.language,
-                           len(chunks), doc.skipped, doc.source)
+                           len(chunks), doc.skipped, doc.source, by)
+        info = dataclasses.replace(info, ocr_pages=doc.ocr_pages, ocr_variant=doc.ocr_variant)
         status = "replaced" if before is not None else "added"
         report = IngestReport(name, status, doc.page_count, len(chunks), doc.language,
-                              doc.title, doc.skipped)
+                              doc.title, doc.skipped, sha256=doc.sha256, source=doc.source,
+                              ocr_pages=doc.ocr_pages)
         return report, info
+
+    def _ocr_would_read(self, info: DocInfo) -> bool:
+        """An unchanged file is read again when it has pages OCR could not read before
+        (Tesseract was missing, or OCR off) and OCR can read them now."""
+        return (self.ocr is not None and any(s.reason in _OCR_WOULD_READ for s in info.skipped)
+                and self.ocr.available())
 
     def remove(self, names: Sequence[str]) -> list[IngestReport]:
         """Take documents out of the index by file name."""
@@ -238,5 +291,7 @@ class Corpus:
             keep = [info for name, info in current.items() if name not in names]
             if len(keep) != len(current):
                 self._commit(keep)
-                reports += [IngestReport(n, "removed") for n in names if n in current]
+                reports += [IngestReport(n, "removed", title=current[n].title,
+                                         sha256=current[n].sha256, source=current[n].source)
+                            for n in names if n in current]
         return reports

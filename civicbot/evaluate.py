@@ -118,12 +118,13 @@ def _contains_fact(text: str, keys: list[str]) -> bool:
 
 
 def qa(path: Path, cfg: Config, retrieval_only: bool = False,
-       service: Any = None) -> dict[str, float | int]:
-    """Retrieval and answer quality on questions in the dev.jsonl format (../shared/eval)."""
+       service: Any = None, use_model: bool = True) -> dict[str, float | int]:
+    """Retrieval and answer quality on questions in the dev.jsonl format (../shared/eval);
+    without `use_model`, answers are quoted only (fast, for trying out changes)."""
     from civicbot.service import Service
 
     service = service or Service(cfg)
-    pipeline = None if retrieval_only else service.pipeline()
+    pipeline = None if retrieval_only else service.pipeline(use_model=use_model)
     rows = list(_jsonl(path))
     hit1, hit5, mrr = [], [], []
     facts, cites_ok, cites_all, refused_unans, refused_ans, seconds = [], 0, 0, [], [], []
@@ -200,3 +201,21 @@ def calibrate(pairs: list[tuple[float, bool]], max_false_refusals: float = 0.1) 
     below = [s for s in unanswerable if s < ceiling]
     floor = max(below, default=0.0)
     return round((floor + ceiling) / 2, 4)
+
+
+def calibration_check(pairs: list[tuple[float, bool]],
+                      max_false_refusals: float = 0.1) -> list[str]:
+    """A 2-fold check of `calibrate`: the threshold calibrated on every other question,
+    applied to the rest, both ways. A threshold that only fits the questions it was chosen
+    on shows up here as refusals far from the target on the other half."""
+    lines = []
+    halves = [pairs[0::2], pairs[1::2]]
+    for name, train, test in (("even", halves[0], halves[1]), ("odd", halves[1], halves[0])):
+        threshold = calibrate(train, max_false_refusals)
+        unanswerable = [s < threshold for s, a in test if not a]
+        answerable = [s < threshold for s, a in test if a]
+        lines.append(
+            f"2-fold: threshold {threshold} from the {name} questions refuses "
+            f"{sum(unanswerable)}/{len(unanswerable)} unanswerable and "
+            f"{sum(answerable)}/{len(answerable)} answerable of the others")
+    return lines

@@ -34,6 +34,11 @@ class Document:
     pages: tuple[Page, ...]
     skipped: tuple[PageIssue, ...] = ()
     source: str = ""  # where it came from: a folder path or a public URL
+    ocr_variant: str = ""  # with OCR'd pages: the OCR settings' key (part of the cache key)
+
+    @property
+    def ocr_pages(self) -> tuple[int, ...]:
+        return tuple(p.number for p in self.pages if p.ocr)
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,11 @@ class DocInfo:
     language: str
     chunks: int
     skipped: tuple[PageIssue, ...] = ()
-    source: str = ""
+    source: str = ""  # a folder path or a public URL (links and pruning use it)
     added_at: str = ""
+    added_by: str = ""  # an editor's Matrix id, or "folder", "sync", "cli"
+    ocr_pages: tuple[int, ...] = ()  # pages whose text was recognised from a scan
+    ocr_variant: str = ""  # the OCR settings' key of those pages (part of the cache key)
 
 
 @dataclass(frozen=True)

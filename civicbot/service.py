@@ -4,6 +4,7 @@ The CLI and the bot talk to this; it talks to the core and the adapters."""
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from civicbot.index.store import IndexStore, Snapshot
 from civicbot.model import Answer, DocInfo, Hit, Turn
 from civicbot.protocols import Embedder
 from civicbot.retrieve import Retriever
+
+log = logging.getLogger(__name__)
 
 
 class Service:
@@ -38,19 +41,49 @@ class Service:
             overlap_words=self.cfg.retrieval.overlap_words,
             max_bytes=self.cfg.corpus.max_file_mb * 1_000_000,
             crosslingual=self.cfg.retrieval.crosslingual,
+            ocr=self.ocr,
         )
+
+    @functools.cached_property
+    def ocr(self):  # type: ignore[no-untyped-def]
+        """The OCR reader for scanned pages, or None when [ocr] enabled = false."""
+        from civicbot.ingest.ocr import TesseractOcr
+
+        return TesseractOcr.from_config(self.cfg.ocr) if self.cfg.ocr.enabled else None
 
     def corpus_folders(self) -> list[Path]:
         return [self.cfg.resolve(p) for p in self.cfg.corpus.paths]
 
+    @functools.cached_property
+    def curator(self):  # type: ignore[no-untyped-def]
+        """The corpus with every change recorded in the audit log (civicbot/audit.py)."""
+        from civicbot.audit import AUDIT_FILE, AuditLog, Curator
+
+        data = self.cfg.resolve(self.cfg.matrix.data_dir)
+        return Curator(self.corpus, AuditLog(data / AUDIT_FILE), self.corpus_folders(),
+                       data / "attic")
+
     def snapshot(self) -> Snapshot:
-        """The serving generation, reloaded when a writer has swapped in a new one."""
-        gen = self.store.current_generation()
+        """The serving generation, reloaded when a writer has swapped in a new one. Should
+        the new one vanish while it loads (two quick commits let the store collect it), the
+        load is tried again; failing that, the last good snapshot keeps serving."""
         with self._lock:
-            if self._snapshot is None or (gen is not None and self._snapshot.path != gen):
-                self._snapshot = self.store.load(self.embedder.name,
-                                                 self.corpus.crosslingual_model)
-            return self._snapshot
+            for attempt in range(3):
+                gen = self.store.current_generation()
+                if self._snapshot is not None and (gen is None or self._snapshot.path == gen):
+                    return self._snapshot
+                try:
+                    self._snapshot = self.store.load(self.embedder.name,
+                                                     self.corpus.crosslingual_model)
+                    return self._snapshot
+                except (OSError, ValueError) as exc:
+                    if attempt == 2 and self._snapshot is not None:
+                        log.warning("loading the new index failed (%s); still serving %s",
+                                    exc, self._snapshot.path.name)
+                        return self._snapshot
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
         retriever = Retriever.from_config(self.snapshot(), self.embedder, self.cfg.retrieval)
@@ -99,7 +132,8 @@ class Service:
             generator=self.generator if use_model else None,
             settings=settings,
             titles=lambda: sorted({d.title for d in snapshot.docs.values()}),
-            link=lambda hit: link(snapshot.docs.get(hit.chunk.doc), hit),
+            link=lambda hit, page: link(snapshot.docs.get(hit.chunk.doc), hit, page),
+            translate=translations,
         )
 
     def ask(self, question: str, history: Sequence[Turn] = (),
@@ -126,7 +160,7 @@ MODELS_DIR = "models"
 
 # The refusal threshold on retrieval coverage, calibrated with `civicbot eval calibrate`
 # (docs/answering.md explains how and on what data).
-CALIBRATED_THRESHOLD = 0.41
+CALIBRATED_THRESHOLD = 0.34
 
 
 @functools.cache
@@ -136,9 +170,10 @@ def _sha256_prefix(path: Path) -> str:
     return file_sha256(path)[:12] if path.exists() else "missing"
 
 
-def link(info: DocInfo | None, hit: Hit) -> str:
-    """A link to the cited page: the public source with #page=N, or the file name."""
-    page = f"#page={hit.chunk.page_start}"
+def link(info: DocInfo | None, hit: Hit, page: int | None = None) -> str:
+    """A link to the cited page (by default the passage's first): the public source with
+    #page=N, or the file name."""
+    page = f"#page={page or hit.chunk.page_start}"
     if info is not None and info.source.startswith(("http://", "https://")):
         return info.source + page
     return hit.chunk.doc + page

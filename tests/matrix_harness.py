@@ -291,12 +291,14 @@ class Citizen:
                 "rel_type": "m.thread", "event_id": thread_root, "is_falling_back": True,
                 "m.in_reply_to": {"event_id": reply_to or thread_root},
             }
-        resp = await self._ok(await self.client.room_send(room_id, "m.room.message", content))
+        resp = await self._ok(await self.client.room_send(
+            room_id, "m.room.message", content, ignore_unverified_devices=True))
         return str(resp.event_id)
 
     async def react(self, room_id: str, event_id: str, key: str) -> str:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
-        resp = await self._ok(await self.client.room_send(room_id, "m.reaction", content))
+        resp = await self._ok(await self.client.room_send(
+            room_id, "m.reaction", content, ignore_unverified_devices=True))
         return str(resp.event_id)
 
     def replies_to(self, room_id: str, question_id: str, sender: str) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ let the local model write, check every sentence, fall back to quoting. See docs/
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -11,12 +12,12 @@ from dataclasses import dataclass
 
 from civicbot import lang
 from civicbot.answer import grounding
-from civicbot.answer.extractive import best_sentences, focus
+from civicbot.answer.extractive import Quote, asked_type, best_sentences, focus, holds_type
 from civicbot.answer.messages import say
 from civicbot.answer.prompt import INSTRUCTION, build_messages, defuse
-from civicbot.answer.text import sentences
+from civicbot.answer.text import fact_present, facts, sentences
 from civicbot.errors import GenerationTimeout, ModelError
-from civicbot.model import Answer, Citation, Hit, Turn
+from civicbot.model import Answer, Chunk, Citation, Hit, Turn
 from civicbot.protocols import Generator
 
 log = logging.getLogger(__name__)
@@ -63,18 +64,23 @@ class AnswerSettings:
 
 class AnswerPipeline:
     """Answers questions over whatever `search` returns. `coverage` scores how well a hit
-    covers the question (0..1); `generator` may be None (then answers are extractive)."""
+    covers the question (0..1); `generator` may be None (then answers are extractive);
+    `link(hit, page)` is where a citation of `hit` on `page` points; `translate(question)`,
+    if given, gives the question word by word in the corpus's other languages, so quotes in
+    another language than the question's can be chosen by their words too."""
 
     def __init__(self, search: Callable[[str, int], list[Hit]],
                  coverage: Callable[[str, Hit], float], generator: Generator | None,
                  settings: AnswerSettings, titles: Callable[[], list[str]],
-                 link: Callable[[Hit], str]):
+                 link: Callable[[Hit, int], str],
+                 translate: Callable[[str], dict[str, str]] | None = None):
         self.search = search
         self.coverage = coverage
         self.generator = generator
         self.settings = settings
         self.titles = titles
         self.link = link
+        self.translate = translate
 
     def ask(self, question: str, history: Sequence[Turn] = (),
             on_text: Callable[[str], None] | None = None) -> Answer:
@@ -95,8 +101,22 @@ class AnswerPipeline:
         return answer
 
     def confidence(self, query: str, hits: list[Hit]) -> float:
-        """How plausibly the passages answer: the best coverage among the top three."""
-        return max((self.coverage(query, h) for h in hits[:3]), default=0.0)
+        """How plausibly the passages answer (0..1), the score the refusal threshold is
+        calibrated on: the best coverage of the question among the top three passages; no
+        more than the best coverage by a sentence (with its neighbours) that holds the kind
+        of fact asked for, when the question asks for a number, amount, date or duration
+        (see docs/answering.md); and 0 when
+        the question names a number (a year, a version, an amount) that no passage has."""
+        passage = max((self.coverage(query, h) for h in hits[:3]), default=0.0)
+        texts = [f"{h.title}\n{h.chunk.heading}\n{h.chunk.text}" for h in hits]
+        if any(not any(fact_present(f, t) for t in texts) for f in facts(query)
+               if any(ch.isdigit() for ch in f)):
+            return 0.0
+        kind = asked_type(query)
+        if kind is None:
+            return passage
+        return min(passage, max((self.coverage(query, h) for h in _typed_windows(hits, kind)),
+                                default=0.0))
 
     # ---- the three outcomes ---------------------------------------------------------------
 
@@ -125,29 +145,46 @@ class AnswerPipeline:
                 checked = grounding.check(draft, read, language, question)
                 total = len(checked.sentences)
                 if checked.kept and len(checked.kept) >= self.settings.min_kept_share * total:
-                    return self._generated(question, language, hits, passages, checked)
+                    answer = self._generated(question, language, hits, passages, checked)
+                    if answer is not None:
+                        return answer
                 log.info("grounding check kept %d of %d sentences; quoting instead",
                          len(checked.kept), total)
         return self._extractive(question, language, hits, passages)
 
     def _generated(self, question: str, language: str, hits: list[Hit], passages: list[str],
-                   checked: grounding.Grounding) -> Answer:
-        """The model's checked sentences, followed by the source's own words: a small model's
-        summary is terse and the quote lets the citizen see the evidence at once."""
-        numbers = sorted({n for s in checked.kept for n in s.sources})
-        quotes = best_sentences(question, [passages[n - 1] for n in numbers], limit=1)
-        text = _renumber(checked.text(), numbers)
-        if quotes and quotes[0].text not in text:
-            source = numbers[quotes[0].source - 1]
-            text += (f"\n\n{say('quote', language)} “{quotes[0].text}” "
-                     f"[{numbers.index(source) + 1}]")
-        citations = self._citations(hits, numbers, checked)
+                   checked: grounding.Grounding) -> Answer | None:
+        """The model's checked sentences, followed by the sources' own words (the quotes an
+        extractive answer would give): a small model's summary is terse, and the quote lets
+        the citizen see the evidence at once. Only sentences that rest on the quoted passages
+        are kept, so the answer cites what it quotes; None when no sentence does."""
+        quotes = self._quotes(question, passages)
+        quoted = {q.source for q in quotes}
+        kept = [s for s in checked.kept if set(s.sources) <= quoted]
+        if not kept:
+            return None
+        numbers = sorted(quoted)
+        text = _renumber(grounding.Grounding(kept).text(), numbers)
+        shown = [q for q in quotes if q.text not in text]
+        if shown:
+            text += f"\n\n{say('quote', language)}"
+            for q in shown:
+                text += f"\n“{q.text}” [{numbers.index(q.source) + 1}]"
+        citations = [self._citation(i, hits[n - 1], [q for q in quotes if q.source == n])
+                     for i, n in enumerate(numbers, 1)]
         return Answer(question, text, "generated", language, citations, hits)
+
+    def _quotes(self, question: str, passages: list[str]) -> list[Quote]:
+        """The sentences an answer quotes. A question after a number, date or duration may
+        be answered by a lower-ranked passage: few sentences hold the kind of fact asked
+        for, so all passages compete; otherwise only the top `quote_sources`."""
+        sources = passages if asked_type(question) else passages[: self.settings.quote_sources]
+        return [q for q in best_sentences(question, sources, also=self._translated(question))
+                if not INSTRUCTION.search(q.text)]
 
     def _extractive(self, question: str, language: str, hits: list[Hit],
                     passages: list[str]) -> Answer:
-        quotes = [q for q in best_sentences(question, passages[: self.settings.quote_sources])
-                  if not INSTRUCTION.search(q.text)]
+        quotes = self._quotes(question, passages)
         if not quotes:
             return self._refusal(question, language, hits)
         numbers = sorted({q.source for q in quotes})
@@ -156,13 +193,14 @@ class AnswerPipeline:
             lines.append(f"“{q.text}” [{numbers.index(q.source) + 1}]")
         if any(hits[n - 1].chunk.language != language for n in numbers):
             lines[0] += " " + say("other_language", language)
-        quote_of: dict[int, str] = {}
-        for q in quotes:
-            quote_of.setdefault(q.source, q.text)
-        citations = [self._citation(i, hits[n - 1], quote_of[n]) for i, n in enumerate(numbers, 1)]
+        citations = [self._citation(i, hits[n - 1], [q for q in quotes if q.source == n])
+                     for i, n in enumerate(numbers, 1)]
         return Answer(question, "\n".join(lines), "extractive", language, citations, hits)
 
     # ---- pieces ----------------------------------------------------------------------------
+
+    def _translated(self, question: str) -> str:
+        return " ".join(self.translate(question).values()) if self.translate else ""
 
     def prompt(self, question: str, language: str,
                hits: list[Hit]) -> tuple[list[dict[str, str]], list[str]]:
@@ -207,20 +245,45 @@ class AnswerPipeline:
                 close()
         return draft.strip(), used, passages
 
-    def _citations(self, hits: list[Hit], numbers: list[int],
-                   checked: grounding.Grounding) -> list[Citation]:
-        out = []
-        for i, n in enumerate(numbers, 1):
-            claim = next(s.text for s in checked.kept if n in s.sources)
-            quote = best_sentences(claim, [hits[n - 1].chunk.text], limit=1)
-            text = quote[0].text if quote else " ".join(hits[n - 1].chunk.text.split())[:200]
-            out.append(self._citation(i, hits[n - 1], text))
-        return out
-
-    def _citation(self, number: int, hit: Hit, quote: str) -> Citation:
+    def _citation(self, number: int, hit: Hit, quotes: list[Quote]) -> Citation:
+        """A citation of `hit` that shows the first of `quotes` and names the pages the
+        quotes stand on (not every page the passage spans)."""
         c = hit.chunk
-        return Citation(number, c.doc, hit.title, c.page_start, c.page_end,
-                        _short(quote), self.link(hit), c.ocr)
+        spans = [quote_pages(c, q.start, q.end) for q in quotes]
+        first, last = min(p for p, _ in spans), max(p for _, p in spans)
+        return Citation(number, c.doc, hit.title, first, last, _short(quotes[0].text),
+                        self.link(hit, first), c.ocr)
+
+
+def _typed_windows(hits: list[Hit], kind: str) -> list[Hit]:
+    """Each sentence of `hits` that holds the kind of fact `kind`, with the sentences on
+    either side (and the passage's heading), as a hit of its own for `coverage`."""
+    out = []
+    for hit in hits:
+        spans = sentences(hit.chunk.text)
+        for i, span in enumerate(spans):
+            if holds_type(span.text, kind):
+                before, after = spans[max(i - 1, 0)], spans[min(i + 1, len(spans) - 1)]
+                window = dataclasses.replace(hit.chunk,
+                                             text=hit.chunk.text[before.start : after.end])
+                out.append(dataclasses.replace(hit, chunk=window))
+    return out
+
+
+def quote_pages(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
+    """The first and last page of `chunk.text[start:end]`. A passage's text joins the slices
+    of its pages with a line break, and the last page's slice is that page's first `char_end`
+    characters, so the last page starts `char_end` characters before the end; pages between
+    the first and the last (a passage over three pages, rare) are not told apart."""
+    first, last = chunk.page_start, chunk.page_end
+    boundary = len(chunk.text) - chunk.char_end
+    if first == last or not 0 < boundary < len(chunk.text) or chunk.text[boundary - 1] != "\n":
+        return first, last
+    if start >= boundary:
+        return last, last
+    if end < boundary:
+        return first, last - 1
+    return first, last
 
 
 def _short(quote: str, limit: int = 300) -> str:

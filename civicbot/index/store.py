@@ -95,7 +95,15 @@ def _fsync_dir(path: Path) -> None:
 def _info_from_json(d: dict) -> DocInfo:
     d = dict(d)
     d["skipped"] = tuple(PageIssue(**s) for s in d.get("skipped", ()))
+    d["ocr_pages"] = tuple(d.get("ocr_pages", ()))
     return DocInfo(**d)
+
+
+def cache_key(sha256: str, ocr_variant: str = "") -> str:
+    """The key of a document version's cached passages and vectors: its content, and for a
+    document with OCR'd pages also the OCR settings (docs/ocr.md), because the same file read
+    with or without Tesseract (or at another dpi) gives other passages."""
+    return f"{sha256}-{ocr_variant}" if ocr_variant else sha256
 
 
 @dataclass
@@ -269,12 +277,13 @@ class IndexStore:
         window_owner: list[np.ndarray] = []
         infos: list[DocInfo] = []
         for info in sorted(docs, key=lambda d: d.name):
-            cached = self.cached_chunks(info.sha256)
-            vecs = self.cached_vectors(info.sha256, embedder.name)
+            key = cache_key(info.sha256, info.ocr_variant)
+            cached = self.cached_chunks(key)
+            vecs = self.cached_vectors(key, embedder.name)
             if cached is None or vecs is None or len(vecs) != len(cached):
                 raise IndexError_(f"{info.name}: cached passages are missing; ingest it again")
             if crosslingual is not None:
-                wins = self.cached_windows(info.sha256, crosslingual.name)
+                wins = self.cached_windows(key, crosslingual.name)
                 if wins is None:
                     raise IndexError_(f"{info.name}: cached cross-lingual vectors are missing; "
                                       "ingest it again")
@@ -379,7 +388,8 @@ def _word_vectors(words: Sequence[str], known: dict[str, np.ndarray],
 
 
 def new_docinfo(name: str, title: str, sha256: str, page_count: int, language: str,
-                chunks: int, skipped: Sequence[PageIssue], source: str) -> DocInfo:
+                chunks: int, skipped: Sequence[PageIssue], source: str,
+                added_by: str = "") -> DocInfo:
     return DocInfo(name=name, title=title, sha256=sha256, page_count=page_count,
                    language=language, chunks=chunks, skipped=tuple(skipped), source=source,
-                   added_at=_now())
+                   added_at=_now(), added_by=added_by)

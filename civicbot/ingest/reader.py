@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from civicbot import lang
 from civicbot.errors import DocumentTooLarge, GarbledText, NoUsableText, UnsupportedDocument
@@ -15,9 +17,42 @@ from civicbot.model import Document, Page, PageIssue
 
 SUFFIXES = {".pdf", ".txt", ".md", ".markdown", ".html", ".htm"}
 
-# Pages the text layer could not give us can be recognised later by an OCR step: it takes the
-# file and a 1-based page number and returns text (or "" when it cannot).
-PageOcr = Callable[[Path, int], str]
+OCR_INSTALL_HINT = (
+    "install Tesseract with its Dutch and English data (Debian/Ubuntu: `sudo apt-get install "
+    "tesseract-ocr tesseract-ocr-nld tesseract-ocr-eng`, or run scripts/install.sh as root), "
+    "then run `civicbot ingest` again")
+# A text layer this thin (letters) over a page mostly drawn by images is what is left around
+# text drawn as images (footnotes, bullets): the page is read by OCR too, and the OCR text is
+# taken when it is much richer (../shared/corpus has such a factsheet).
+THIN_LAYER_LETTERS = 300
+IMAGE_COVER = 0.2
+
+
+@dataclass(frozen=True)
+class OcrResult:
+    """What OCR made of one page: status "ok" with the text, or why there is no text
+    ("unavailable", "page-cap", "timeout", "failed")."""
+
+    status: str
+    text: str = ""
+
+
+class PageOcr(Protocol):
+    """Reads pages without a usable text layer (civicbot.ingest.ocr.TesseractOcr)."""
+
+    @property
+    def variant(self) -> str:
+        """A short key of everything the recognised text depends on (program, settings)."""
+        ...
+
+    def available(self) -> bool: ...
+
+    def problem(self) -> str | None: ...
+
+    def image_cover(self, path: Path, numbers: Sequence[int]) -> dict[int, float]: ...
+
+    def recognise(self, path: Path, numbers: Sequence[int],
+                  progress: Callable[[int, int], None] | None = None) -> dict[int, OcrResult]: ...
 
 
 def file_sha256(path: Path) -> str:
@@ -82,11 +117,17 @@ def _fallback_title(path: Path) -> str:
     return re.sub(r"[_\-]+", " ", path.stem).strip()
 
 
+def _letters(text: str) -> int:
+    return sum(ch.isalpha() for ch in text)
+
+
 def read_document(
-    path: Path, source: str = "", max_bytes: int | None = None, ocr: PageOcr | None = None
+    path: Path, source: str = "", max_bytes: int | None = None, ocr: PageOcr | None = None,
+    ocr_progress: Callable[[int, int], None] | None = None,
 ) -> Document:
     """Read one file. Raises a DocumentError subclass when nothing usable is in it; a document
-    with some bad pages keeps its good pages and lists the others in `skipped`."""
+    with some bad pages keeps its good pages and lists the others in `skipped`. With `ocr`,
+    PDF pages without a usable text layer are read by OCR (`ocr_progress(done, total)`)."""
     size = path.stat().st_size
     if max_bytes is not None and size > max_bytes:
         raise DocumentTooLarge(
@@ -97,33 +138,53 @@ def read_document(
     cleaned = [normalise(p) for p in raw]
     shapes = running_lines(cleaned)
     cleaned = [strip_running_lines(p, shapes) for p in cleaned]
+    problems = {n: page_problem(text) for n, text in enumerate(cleaned, start=1)}
+
+    recognised: dict[int, OcrResult] = {}
+    is_pdf = path.suffix.lower() == ".pdf"
+    if ocr is not None and is_pdf and ocr.available():
+        failing = [n for n, problem in problems.items() if problem]
+        thin = [n for n, problem in problems.items()
+                if not problem and _letters(cleaned[n - 1]) < THIN_LAYER_LETTERS]
+        if thin:
+            cover = ocr.image_cover(path, thin)
+            thin = [n for n in thin if cover.get(n, 0.0) >= IMAGE_COVER]
+        if failing or thin:
+            recognised = ocr.recognise(path, failing + thin, ocr_progress)
+    elif ocr is not None and is_pdf:
+        recognised = {n: OcrResult("unavailable") for n, problem in problems.items() if problem}
+    ocr_texts = {n: normalise(r.text) for n, r in recognised.items() if r.status == "ok"}
+    ocr_shapes = running_lines(list(ocr_texts.values()))  # "Pagina 3 van 10" on scans too
+    ocr_texts = {n: strip_running_lines(t, ocr_shapes) for n, t in ocr_texts.items()}
 
     pages: list[Page] = []
     skipped: list[PageIssue] = []
     for number, text in enumerate(cleaned, start=1):
-        problem = page_problem(text)
-        is_ocr = False
-        if problem and ocr is not None:
-            recognised = normalise(ocr(path, number))
-            if recognised and page_problem(recognised) is None:
-                text, problem, is_ocr = recognised, None, True
+        problem = problems[number]
+        result = recognised.get(number)
+        if result is None:
+            pass
+        elif result.status != "ok":
+            problem = problem and f"ocr-{result.status}"
+        elif problem:
+            # The recognised text passes the same gate as a text layer would.
+            ocr_problem = page_problem(ocr_texts[number], recognised=True)
+            if ocr_problem is None:
+                text, problem = ocr_texts[number], None
+                pages.append(Page(number, text, ocr=True))
+                continue
+            problem = f"ocr-{ocr_problem}"
+        elif (page_problem(ocr_texts[number], recognised=True) is None
+              and _letters(ocr_texts[number]) >= 2 * _letters(text) + 100):
+            pages.append(Page(number, ocr_texts[number], ocr=True))
+            continue
         if problem:
             skipped.append(PageIssue(number, problem))
         else:
-            pages.append(Page(number, text, ocr=is_ocr))
+            pages.append(Page(number, text))
 
     if not pages:
-        reasons = sorted({s.reason for s in skipped}) or ["no-text"]
-        if reasons == ["garbled"]:
-            raise GarbledText(
-                path.name, "the text in this file is unreadable garbage (an unusual font "
-                "encoding); it needs OCR, or a copy with a proper text layer")
-        elif "garbled" in reasons:
-            why = "no page has readable text (some pages are garbled, others have no text)"
-        else:
-            why = ("no page has a text layer (it is probably scanned); it needs OCR, "
-                   "or a copy with a text layer")
-        raise NoUsableText(path.name, why)
+        raise _nothing_usable(path.name, problems, skipped, ocr)
 
     body = "\n".join(p.text for p in pages)
     first = pages[0].text if pages[0].number == 1 else ""
@@ -137,4 +198,34 @@ def read_document(
         pages=tuple(pages),
         skipped=tuple(skipped),
         source=source,
+        ocr_variant=ocr.variant if ocr is not None and any(p.ocr for p in pages) else "",
     )
+
+
+def _nothing_usable(name: str, problems: dict[int, str | None], skipped: list[PageIssue],
+                    ocr: PageOcr | None) -> NoUsableText:
+    """The error for a file of which no page could be used: what, and what to do."""
+    layer = sorted({p for p in problems.values() if p}) or ["no-text"]
+    reasons = {s.reason for s in skipped}
+    if layer == ["garbled"]:
+        why = ("the text in this file is unreadable garbage (an unusual font encoding)")
+    elif "garbled" in layer:
+        why = "no page has readable text (some pages are garbled, others have no text)"
+    else:
+        why = "no page has a text layer (it is probably scanned)"
+    if "ocr-unavailable" in reasons:
+        missing = ocr.problem() if ocr is not None else None
+        fix = (f"; it needs OCR, which cannot run here ({missing or 'Tesseract is missing'}): "
+               f"{OCR_INSTALL_HINT}")
+    elif reasons & {"ocr-page-cap", "ocr-timeout", "ocr-failed"}:
+        fix = ("; OCR did not finish within its limits (ocr.max_pages_per_document, "
+               "ocr.page_time_limit_s): raise them, or add a copy with a text layer")
+    elif any(r.startswith("ocr-") for r in reasons):
+        fix = ("; OCR found no readable text either (blank, redacted or handwritten pages?); "
+               "a copy with a text layer is needed")
+    elif ocr is None:
+        fix = "; it needs OCR (turn it on with [ocr] enabled = true), or a copy with a text layer"
+    else:
+        fix = "; it needs OCR, or a copy with a text layer"
+    error = GarbledText if layer == ["garbled"] else NoUsableText
+    return error(name, why + fix)

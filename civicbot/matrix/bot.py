@@ -26,14 +26,22 @@ from nio import (
     AsyncClient,
     AsyncClientConfig,
     ErrorResponse,
+    MegolmEvent,
     RoomGetEventResponse,
 )
 from nio.api import Api, MessageDirection, RelationshipType
+from nio.exceptions import (
+    EncryptionError,
+    GroupEncryptionError,
+    LocalProtocolError,
+    OlmTrustError,
+)
 from nio.responses import RoomEventRelationsResponse
 
+from civicbot import health, metrics
 from civicbot.config import Config
 from civicbot.errors import CivicbotError, GenerationTimeout, MatrixError
-from civicbot.matrix import commands, events, feedback
+from civicbot.matrix import commands, crypto, editing, events, feedback
 from civicbot.matrix.queue import Scheduler
 from civicbot.matrix.render import (
     Rendered,
@@ -78,6 +86,8 @@ class Job:
     language: str
     in_thread: bool
     placeholder: str = ""
+    received: float = field(default_factory=time.monotonic)  # for the latency metrics
+    signalled: bool = False  # the citizen has seen a first reply
 
 
 @dataclass
@@ -88,13 +98,14 @@ class _Progress:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def _client_config() -> AsyncClientConfig:
+def _client_config(encryption: bool = False) -> AsyncClientConfig:
     # nio's own retry loops are switched off (0): `_call` does the back-off, logs it and
-    # counts it. Encryption comes with a later task (it needs a store in data_dir).
+    # counts it. With encryption nio keeps its keys in a SQLite store (crypto.store_dir);
+    # the sync token stays in state.json.
     return AsyncClientConfig(
         max_limit_exceeded=0,
         max_timeouts=0,
-        encryption_enabled=False,
+        encryption_enabled=encryption,
         store_sync_tokens=False,
     )
 
@@ -117,8 +128,10 @@ class Bot:
             cfg.matrix.homeserver.rstrip("/"),
             user=cfg.matrix.user_id,
             device_id=self.state.device_id or None,
-            config=_client_config(),
+            store_path=str(crypto.store_dir(self.data_dir)) if cfg.matrix.encryption else "",
+            config=_client_config(cfg.matrix.encryption),
         )
+        self._undecryptable = crypto.Undecryptable()
         self.scheduler: Scheduler[Job] = Scheduler(
             self._answer, cfg.bot.queue_size, cfg.bot.rate_limit_per_minute
         )
@@ -132,6 +145,9 @@ class Bot:
         self._reactions = feedback.recorded_reactions(self.data_dir)
         self._stopping = False
         self._known_rooms: set[str] = set()
+        self.editing = editing.for_bot(self)  # None when the answerer cannot change the corpus
+        self._health: health.HealthServer | None = None
+        self._index_problem = ""
 
     # -- the Matrix edge -------------------------------------------------------------------
 
@@ -177,10 +193,16 @@ class Bot:
     async def _send(self, room_id: str, content: dict[str, Any], what: str) -> str:
         # One transaction id for all retries: the server drops a repeated send.
         txn = uuid.uuid4().hex
-        resp = await self._call(
-            what,
-            lambda: self.client.room_send(room_id, "m.room.message", content, tx_id=txn),
-        )
+        try:
+            # Trust on first use (crypto.py): unverified devices get the room key too.
+            resp = await self._call(
+                what,
+                lambda: self.client.room_send(room_id, "m.room.message", content, tx_id=txn,
+                                              ignore_unverified_devices=True),
+            )
+        except (LocalProtocolError, OlmTrustError, EncryptionError, GroupEncryptionError) as exc:
+            # encryption refused to send (e.g. the room's members could not be loaded)
+            raise MatrixError(f"{what}: {exc}") from exc
         return str(resp.event_id)
 
     async def _notice(
@@ -243,9 +265,9 @@ class Bot:
         else:
             resp = await self._call(
                 "logging in",
-                lambda: self.client.login(
-                    m.password, device_name=m.device_name, device_id=self.state.device_id or None
-                ),
+                # nio logs in as client.device_id (the saved one, given to AsyncClient),
+                # so a restart reuses the device and its encryption keys.
+                lambda: self.client.login(m.password, device_name=m.device_name),
                 patience=120,
             )
             user_id, device_id = resp.user_id, resp.device_id
@@ -254,6 +276,8 @@ class Bot:
         self.client.user_id, self.client.device_id = user_id, device_id
         self.user_id = user_id
         self.state.bind_account(user_id, device_id)
+        if m.encryption:
+            self.client.load_store()  # keys of this device, kept in data_dir/crypto
         try:
             profile = await self._call(
                 "reading the display name",
@@ -268,7 +292,9 @@ class Bot:
     async def run(self) -> None:
         """Log in, catch up, answer until cancelled or stopped."""
         try:
+            self._health = health.start(self.cfg.health)
             await self.login()
+            await self._check_index()
             first = not self.state.next_batch
             resp = await self._sync(full_state=True, timeout=0)
             worker = asyncio.create_task(self.scheduler.run())
@@ -276,6 +302,8 @@ class Bot:
             await self._recover()  # journalled questions go before those that came meanwhile
             await self._handle_sync(resp, catch_up=not first)
             self.state.set_sync_token(resp.next_batch)
+            if self.editing is not None:
+                await self.editing.start()
             self.ready.set()
             log.info("ready (%d rooms)", len(self.client.rooms))
             while not self._stopping:
@@ -292,6 +320,12 @@ class Bot:
         await self._shutdown()
 
     async def _shutdown(self) -> None:
+        if self.editing is not None:
+            self.editing.stop()
+        if self._health is not None:
+            self._health.stop()
+            self._health = None
+        metrics.reset_liveness()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -300,7 +334,7 @@ class Bot:
         await self.client.close()
 
     async def _sync(self, full_state: bool, timeout: int) -> Any:
-        return await self._call(
+        resp = await self._call(
             "syncing",
             lambda: self.client.sync(
                 timeout=timeout,
@@ -310,6 +344,23 @@ class Bot:
             ),
             patience=None,
         )
+        metrics.matrix_synced()  # the heartbeat /healthz looks at
+        await self._check_index()
+        return resp
+
+    async def _check_index(self) -> None:
+        """Load (or pick up a new generation of) the serving index and publish its size;
+        a failure shows in /healthz and is logged once, not at every sync."""
+        try:
+            docs = await asyncio.to_thread(self.answerer.documents)
+        except Exception as exc:  # a damaged index must not stop the bot: it reports it
+            if str(exc) != self._index_problem:
+                log.warning("the index cannot be used: %s", exc)
+            self._index_problem = str(exc)
+            metrics.index_failed(str(exc))
+        else:
+            self._index_problem = ""
+            metrics.index_loaded(len(docs), sum(d.chunks for d in docs))
 
     # -- events in -------------------------------------------------------------------------
 
@@ -325,11 +376,67 @@ class Bot:
             if catch_up:
                 for event in info.timeline.events:
                     try:
-                        await self._on_event(room_id, event.source)
+                        if isinstance(event, MegolmEvent):  # nio could not decrypt it
+                            self._on_undecryptable(room_id, event)
+                        else:
+                            await self._on_event(room_id, event.source)
                     except CivicbotError as exc:
                         log.warning("room %s: handling an event failed: %s", room_id, exc)
             await self._leave_if_alone(room_id)
         self._known_rooms = set(self.client.rooms)
+        if catch_up:  # room keys that came late: read the messages that waited for them
+            for room_id, source in self._undecryptable.retry(self.client):
+                log.info("room %s: a message became readable after its key arrived", room_id)
+                try:
+                    await self._on_event(room_id, source)
+                except CivicbotError as exc:
+                    log.warning("room %s: handling an event failed: %s", room_id, exc)
+        await self._crypto_upkeep()
+
+    # -- end-to-end encryption (crypto.py) ----------------------------------------------
+
+    async def _crypto_upkeep(self) -> None:
+        """Send what the encryption protocol needs between syncs (keys, sessions)."""
+        for what, request in crypto.due_requests(self.client):
+            try:
+                await self._call(what, request, patience=30)
+            except MatrixError as exc:
+                log.error("%s", crypto.explain_upload_failure(exc) if "upload" in what else exc)
+
+    def _on_undecryptable(self, room_id: str, event: MegolmEvent) -> None:
+        if event.sender == self.user_id or self.state.seen(event.event_id):
+            return
+        self._undecryptable.add(room_id, event)
+        self._spawn(self._tell_undecryptable(room_id, event), "handling an unreadable message")
+
+    async def _tell_undecryptable(self, room_id: str, event: MegolmEvent) -> None:
+        """After a grace period for a late key: ask for the key and tell the citizen, once
+        per sender's session. In group rooms only where the bot would have answered (it
+        cannot see a mention in a message it cannot read), to stay quiet among chatter."""
+        await asyncio.sleep(crypto.KEY_GRACE_S)
+        if not self._undecryptable.still_waiting(event.event_id):
+            return
+        self.counters["undecryptable_messages"] += 1
+        if not self._undecryptable.first_notice(room_id, event.sender, event.session_id):
+            return
+        log.warning("room %s: a message could not be decrypted (no room key); "
+                    "requesting the key", room_id)
+        try:
+            await crypto.request_key(self.client, event)
+        except MatrixError as exc:
+            log.warning("requesting a room key failed: %s", exc)
+        room = self.client.rooms.get(room_id)
+        thread_root = crypto.relation_thread_root(event.source)
+        if not (
+            (room is not None and room.member_count <= 2)
+            or room_id in self.cfg.matrix.answer_all_rooms
+            or (thread_root is not None and thread_root in self.state.threads)
+        ):
+            return
+        text = crypto.undecryptable_text(self._room_language.get(room_id))
+        self.counters["undecryptable_notices"] += 1
+        await self._notice(room_id, thread_root or event.event_id, event.event_id,
+                           render_notice(text), "status", mention=event.sender)
 
     async def _on_invite(self, room_id: str, info: Any) -> None:
         inviter = ""
@@ -391,6 +498,9 @@ class Bot:
                 self._reactions.discard(redacted)
             return
         msg = events.parse_message(room_id, source, self.user_id)
+        if msg is None and self.editing is not None:  # perhaps an editor's upload
+            self.editing.on_event(room_id, source)
+            return
         if msg is None or self.state.seen(msg.event_id):
             return
         room = self.client.rooms.get(room_id)
@@ -401,6 +511,7 @@ class Bot:
             or room_id in self.cfg.matrix.answer_all_rooms
             or (msg.thread_root is not None and msg.thread_root in self.state.threads)
             or events.is_mentioned(msg, self.user_id, names)
+            or (self.editing is not None and self.editing.addressed(msg))
         )
         if not addressed:
             return
@@ -408,6 +519,11 @@ class Bot:
         language = guess_language(text, self._room_language.get(room_id, DEFAULT_LANGUAGE))
         thread_root = msg.thread_root or msg.event_id
         command = commands.parse_command(text)
+        if command is not None and self.editing is not None and command.name in editing.COMMANDS:
+            self.state.mark_done(msg.event_id)
+            self._spawn(self.editing.on_command(msg, source, thread_root, command, language),
+                        "an editor command")
+            return
         if command is not None:
             self.state.mark_done(msg.event_id)
             log.info("command %s in room %s", command.name, room_id)
@@ -435,10 +551,12 @@ class Bot:
 
     def _admit(self, job: Job, rate_limited: bool) -> None:
         admission = self.scheduler.offer(job.sender, job, rate_limited=rate_limited)
+        metrics.QUEUE_LENGTH.set(len(self.scheduler.queue))
         log.info("question %s in room %s: %s%s", job.event_id, job.room_id, admission.status,
                  f" (place {admission.position})" if admission.position else "")
         if admission.status in ("busy", "rate_limited"):
             self.counters[admission.status] += 1
+            metrics.turned_away(admission.status)
             self.state.finish(job.event_id)
             text = (t("busy", job.language) if admission.status == "busy"
                     else t("rate_limited", job.language, s=max(1, round(admission.retry_after))))
@@ -457,6 +575,14 @@ class Bot:
         else:
             await self._notice(job.room_id, job.thread_root, job.event_id, render_notice(text),
                                "status", mention=job.sender)
+        self._alive(job)
+
+    @staticmethod
+    def _alive(job: Job) -> None:
+        """The citizen saw a first reply to their question (for the metrics)."""
+        if not job.signalled:
+            job.signalled = True
+            metrics.first_sign_of_life(time.monotonic() - job.received)
 
     def _on_reaction(self, source: dict[str, Any], target: str, key: str) -> None:
         reaction_id = str(source.get("event_id", ""))
@@ -488,7 +614,8 @@ class Bot:
             docs = await asyncio.to_thread(self.answerer.documents)
             rendered = commands.sources_text(docs, lang)
         elif command.name == "privacy":
-            rendered = commands.privacy_text(lang, self.cfg.bot.log_questions)
+            rendered = commands.privacy_text(lang, self.cfg.bot.log_questions,
+                                             self.cfg.matrix.encryption)
         else:
             rendered = commands.unknown_text(command.word, lang)
         await self._notice(msg.room_id, thread_root, msg.event_id, rendered, "command")
@@ -497,6 +624,7 @@ class Bot:
 
     async def _answer(self, job: Job) -> None:
         """Answer one question: placeholder, streamed edits, final edit with sources."""
+        metrics.QUEUE_LENGTH.set(len(self.scheduler.queue))
         typing = asyncio.create_task(self._keep_typing(job.room_id))
         try:
             if not job.placeholder:
@@ -506,6 +634,7 @@ class Bot:
                     mention=job.sender, final=False,
                 )
                 self.state.set_placeholder(job.event_id, job.placeholder)
+            self._alive(job)
             history = await self._history(job) if job.in_thread else []
             rendered, answer = await self._generate(job, history)
             await self._edit(job.room_id, job.placeholder, rendered, final=True)
@@ -519,6 +648,8 @@ class Bot:
                 self._questions[job.placeholder] = job.text
         self.state.finish(job.event_id, answer_id=job.placeholder, thread_root=job.thread_root)
         self.counters["answered"] += 1
+        metrics.question_finished(answer.mode if answer is not None else None,
+                                  time.monotonic() - job.received)
         self._spawn(self._typing(job.room_id, False), "typing notice")
         log.info("question %s answered (%s)", job.event_id,
                  answer.mode if answer is not None else "error")
@@ -617,7 +748,8 @@ class Bot:
             ),
             patience=30,
         )
-        sources = [root.event.source] + [ev.source for ev in page.events]
+        sources = [crypto.decrypted_source(self.client, job.room_id, ev)
+                   for ev in [root.event, *page.events]]
         sources.sort(key=lambda s: int(s.get("origin_server_ts") or 0))
         room = self.client.rooms.get(job.room_id)
         names = [n for n in (self.display_name, room.user_name(self.user_id) if room else "") if n]
@@ -654,7 +786,8 @@ class Bot:
                     lambda p=pending: self.client.room_get_event(p.room_id, p.event_id),
                     patience=30,
                 )
-                msg = events.parse_message(pending.room_id, resp.event.source, self.user_id)
+                source = crypto.decrypted_source(self.client, pending.room_id, resp.event)
+                msg = events.parse_message(pending.room_id, source, self.user_id)
             except MatrixError as exc:
                 log.warning("journalled question %s cannot be read: %s", pending.event_id, exc)
             room = self.client.rooms.get(pending.room_id)

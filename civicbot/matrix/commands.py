@@ -22,6 +22,18 @@ ALIASES: dict[str, tuple[str, str | None]] = {
     "bronnen": ("sources", "nl"),
     "documenten": ("sources", "nl"),
     "privacy": ("privacy", None),
+    # editors only (civicbot/matrix/editing.py)
+    "add": ("add", "en"),
+    "toevoegen": ("add", "nl"),
+    "replace": ("replace", "en"),
+    "vervang": ("replace", "nl"),
+    "remove": ("remove", "en"),
+    "verwijder": ("remove", "nl"),
+    "docs": ("docs", None),
+    "reindex": ("reindex", "en"),
+    "herindexeer": ("reindex", "nl"),
+    "history": ("history", "en"),
+    "geschiedenis": ("history", "nl"),
 }
 MAX_LISTED_DOCUMENTS = 50
 
@@ -141,7 +153,7 @@ def sources_text(documents: Sequence[DocInfo], language: str) -> Rendered:
     for d in shown:
         date = d.added_at[:10] if d.added_at else ""
         pages = f"{d.page_count} p." if d.page_count else ""
-        extra = ", ".join(x for x in (date, pages) if x)
+        extra = ", ".join(x for x in (date, pages, _origin(d, nl)) if x)
         title = d.title or d.name
         lines.append(f"- {title}" + (f" ({extra})" if extra else ""))
         link = safe_link(d.source)
@@ -160,8 +172,47 @@ def sources_text(documents: Sequence[DocInfo], language: str) -> Rendered:
     return Rendered(body=body, html=markup)
 
 
-def privacy_text(language: str, log_questions: bool) -> Rendered:
-    """What the bot stores, and for how long."""
+def _origin(doc: DocInfo, nl: bool) -> str:
+    """Where a document came from, for citizens: its public address, or who added it."""
+    if doc.source.startswith(("http://", "https://")):
+        return doc.source
+    if doc.added_by.startswith("@"):
+        return "toegevoegd door een redacteur" if nl else "added by an editor"
+    if doc.added_by:
+        return "uit de documentenmap" if nl else "from the document folder"
+    return ""
+
+
+def privacy_text(language: str, log_questions: bool, encryption: bool = True) -> Rendered:
+    """What the bot stores, and for how long; and what end-to-end encryption does and does
+    not protect (trust on first use, docs/encryption.md)."""
+    if language == "nl":
+        crypto = (
+            "Versleuteling: in end-to-end versleutelde gesprekken leest en antwoordt de bot "
+            "versleuteld. Hij vertrouwt elk apparaat de eerste keer dat hij het ziet, zonder "
+            "verificatie (trust on first use): zo kan iedereen hem gebruiken, maar hij kan niet "
+            "uitsluiten dat wie een homeserver beheert een apparaat aan uw account of dit "
+            "gesprek toevoegt dat de antwoorden ook kan lezen. De sleutels van de bot staan "
+            "op de server van deze organisatie; daar wordt uw vraag gelezen om haar te "
+            "beantwoorden."
+            if encryption
+            else "Versleuteling: deze bot leest geen end-to-end versleutelde berichten."
+        )
+    else:
+        crypto = (
+            "Encryption: in end-to-end encrypted chats the bot reads and answers encrypted. "
+            "It trusts each device the first time it sees it, without verification (trust on "
+            "first use): that lets everyone use it, but it cannot rule out that someone who "
+            "runs a homeserver adds a device to your account or to this chat that can read "
+            "the answers too. The bot's keys are kept on this organisation's server; your "
+            "question is read there in order to answer it."
+            if encryption
+            else "Encryption: this bot does not read end-to-end encrypted messages."
+        )
+    return render_notice(_stored_text(language, log_questions) + "\n\n" + crypto)
+
+
+def _stored_text(language: str, log_questions: bool) -> str:
     if language == "nl":
         parts = [
             "Wat deze bot bewaart:",
@@ -193,4 +244,12 @@ def privacy_text(language: str, log_questions: bool) -> Rendered:
             "organisation's homeserver according to its retention rules. Nothing is sent to "
             "an external AI service.",
         ]
-    return render_notice("\n".join(parts[:4]) + "\n\n" + parts[4])
+    editors = (
+        "- Wie als redacteur documenten toevoegt, vervangt of verwijdert, staat met zijn "
+        "Matrix-naam in het wijzigingslogboek: redacteuren handelen in een openbare rol. "
+        "Vragenstellers staan daar nooit in."
+        if language == "nl"
+        else "- Editors who add, replace or remove documents are recorded with their Matrix "
+        "id in the change log: they act in a public role. People asking questions never are."
+    )
+    return "\n".join(parts[:4]) + "\n" + editors + "\n\n" + parts[4]

@@ -10,7 +10,8 @@ _STRINGS: dict[str, dict[str, str]] = {
     "sources": {"en": "Sources", "nl": "Bronnen"},
     "page": {"en": "p. {n}", "nl": "p. {n}"},
     "pages": {"en": "pp. {a}–{b}", "nl": "p. {a}–{b}"},
-    "ocr": {"en": "text recognised from a scan", "nl": "tekst herkend uit een scan"},
+    "ocr": {"en": "text recognised from a scan — check the original",
+            "nl": "tekst herkend uit een scan — controleer het origineel"},
     "ai_note": {
         "en": "Automatically generated answer: it can be wrong, so check the sources.",
         "nl": "Automatisch gegenereerd antwoord: het kan fout zijn, controleer de bronnen.",
@@ -51,6 +52,16 @@ _STRINGS: dict[str, dict[str, str]] = {
     "stale": {
         "en": "I was offline when you asked this. Please ask again if it is still relevant.",
         "nl": "Ik was offline toen u dit vroeg. Stel uw vraag opnieuw als die nog speelt.",
+    },
+    "undecryptable": {
+        "en": "I could not read your message: it is end-to-end encrypted and I did not get "
+        "its key. I have asked your app for it; if I do not answer in a minute, please send "
+        "the message again. (If your app only shares keys with verified sessions, allow "
+        "this bot's session.)",
+        "nl": "Ik kon uw bericht niet lezen: het is end-to-end versleuteld en ik heb de "
+        "sleutel niet gekregen. Ik heb uw app erom gevraagd; krijgt u binnen een minuut geen "
+        "antwoord, stuur het bericht dan opnieuw. (Deelt uw app alleen sleutels met "
+        "geverifieerde sessies, sta dan de sessie van deze bot toe.)",
     },
     "empty": {
         "en": "Ask me a question about the documents, or type !help.",

@@ -40,14 +40,19 @@ class CorpusIndex:
 
 @_pytest.fixture(scope="session")
 def corpus_index(tmp_path_factory, shared):
+    from civicbot.config import OcrConfig
     from civicbot.corpus import Corpus
     from civicbot.index.embed import SentenceTransformerEmbedder
     from civicbot.index.store import IndexStore
+    from civicbot.ingest.ocr import TesseractOcr
     from civicbot.retrieve import Retriever
 
     path = tmp_path_factory.mktemp("corpus-index") / "index"
     embedder = SentenceTransformerEmbedder()
     store = IndexStore(path)
-    reports = Corpus(store, embedder).ingest(sorted((shared / "corpus").glob("*.pdf")))
+    # As `civicbot ingest` with the default configuration: scanned pages are read by OCR
+    # when Tesseract is installed (tests/integration/test_ocr_corpus.py), left out otherwise.
+    ocr = TesseractOcr.from_config(OcrConfig())
+    reports = Corpus(store, embedder, ocr=ocr).ingest(sorted((shared / "corpus").glob("*.pdf")))
     snapshot = store.load(embedder.name)
     return CorpusIndex(path, embedder, reports, snapshot, Retriever(snapshot, embedder))

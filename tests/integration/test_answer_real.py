@@ -63,6 +63,33 @@ def test_unanswerable_question_is_refused(service):
     assert "documenten" in answer.text
 
 
+def test_question_about_a_year_the_documents_do_not_reach_is_refused(service):
+    # No document of ../shared/corpus mentions 2047 (2030 is in the Nobian plan).
+    answer = service.ask("Hoeveel Tozo-leningen zijn er in 2047 verstrekt?")
+    assert answer.refused and not answer.citations
+
+
+def test_each_citation_names_the_page_its_quote_stands_on(service, shared):
+    """Passages span pages; a citation names the page(s) of its quote, checked against the
+    text pypdf reads from those pages."""
+    from civicbot.ingest.reader import read_document
+
+    questions = ["From what age can a child consent on its own to an online service using "
+                 "its personal data?",
+                 "Waarom is de rente op een Tozo-lening op 2 procent vastgesteld?",
+                 "For how long is the chair of the European Data Protection Board appointed?"]
+    checked = 0
+    for question in questions:
+        for c in service.ask(question).citations:
+            doc = read_document(shared / "corpus" / c.doc)
+            pages = " ".join(" ".join(p.text.split()) for p in doc.pages
+                             if c.page_start <= p.number <= c.page_end)
+            assert c.quote.rstrip(" …")[:120] in pages, (c.doc, c.page_start, c.quote)
+            assert c.link.endswith(f"#page={c.page_start}")
+            checked += 1
+    assert checked >= 3
+
+
 def test_fabricated_answer_is_rejected_and_the_sources_are_quoted(service):
     base = service.pipeline(use_model=False)
     fabricated = ScriptedGenerator(

@@ -23,7 +23,7 @@ def _pipeline(reply: str | None, hits: list[Hit], coverage: float = 0.9) -> Answ
         search=lambda q, k: hits, coverage=lambda q, h: coverage,
         generator=ScriptedGenerator(reply) if reply is not None else None,
         settings=AnswerSettings(refusal_threshold=0.5), titles=lambda: ["FAQ", "AI Act"],
-        link=lambda h: f"{h.chunk.doc}#page={h.chunk.page_start}")
+        link=lambda h, page: f"{h.chunk.doc}#page={page}")
 
 
 def test_facts_and_sentences():
@@ -98,3 +98,63 @@ def test_prompt_budget_trims_sources_never_the_question():
     assert 0 < used < 5
     assert question.strip() in messages[-1]["content"]
     assert sum(len(m["content"].split()) for m in messages) <= 700
+
+
+def test_answer_types_of_questions_and_sentences():
+    from civicbot.answer.extractive import asked_type, holds_type
+
+    assert asked_type("Hoeveel rijkskennisinstellingen zijn er?") == "number"
+    assert asked_type("From what date do the rules apply?") == "date"
+    assert asked_type("For how long is the chair appointed?") == "duration"
+    assert asked_type("Wat kost een parkeervergunning?") == "amount"
+    assert holds_type("De rente bedraagt 2%.", "amount")
+    assert not holds_type("Er zijn 24 pagina's onderzocht.", "amount")
+    # "when" alone may ask for a condition: no type, nothing is required of the sentence
+    assert asked_type("When is an organisation required to appoint an officer?") is None
+    assert holds_type("In Nederland zijn er veertien instellingen.", "number")
+    assert not holds_type("Zie artikel 75, lid 1, en https://example.org/2.", "number")
+    assert holds_type("The term of office shall be five years.", "duration")
+    assert not holds_type("The term of office is renewable once.", "duration")
+
+
+def test_quotes_favour_the_sentence_with_the_kind_of_fact_asked_for():
+    general = _hit("De Raad benoemt een voorzitter uit zijn leden. De voorzitter leidt de "
+                   "vergaderingen van de Raad en vertegenwoordigt de Raad.", "a.pdf", 3)
+    term = _hit("De ambtstermijn van de voorzitter van de Raad is vijf jaar.", "a.pdf", 9)
+    answer = _pipeline(None, [general, _hit(FINES, "b.pdf", 5, "en"), term]).ask(
+        "Voor hoe lang wordt de voorzitter van de Raad benoemd?")
+    assert "vijf jaar" in answer.text
+    # only the passage that answers is cited, not every passage that shares words
+    assert [(c.doc, c.page_start) for c in answer.citations] == [("a.pdf", 9)]
+
+
+def test_a_citation_names_the_page_of_the_quoted_sentence():
+    from civicbot.answer.pipeline import quote_pages
+
+    page_3 = "Artikel 27 regelt de beoordeling."
+    page_4 = "Vanaf 2 augustus 2026 geldt de FRIA voor gebruikers van hoog-risico AI."
+    text = f"{page_3}\n{page_4}"
+    chunk = Chunk("faq.pdf", 0, 3, 4, 120, len(page_4), "", text, "nl")
+    start = text.index("Vanaf")
+    assert quote_pages(chunk, start, len(text)) == (4, 4)
+    assert quote_pages(chunk, 0, len(page_3)) == (3, 3)
+    assert quote_pages(chunk, 0, len(text)) == (3, 4)
+    answer = _pipeline(None, [Hit(chunk, "FAQ", 1.0)]).ask("Vanaf welke datum geldt de FRIA?")
+    assert [(c.page_start, c.page_end) for c in answer.citations] == [(4, 4)]
+    assert answer.citations[0].link == "faq.pdf#page=4"
+
+
+def test_question_naming_a_number_no_passage_has_is_refused():
+    pipeline = _pipeline(None, [_hit(FRIA)])
+    assert pipeline.ask("Wat verandert er aan de FRIA in 2031?").refused
+    assert not pipeline.ask("Wat verandert er aan de FRIA in 2026?").refused
+
+
+def test_question_asking_a_number_without_one_in_the_passages_is_refused():
+    words = _hit("Gemeenten houden een register bij van hun algoritmes en publiceren het.")
+    pipeline = AnswerPipeline(
+        search=lambda q, k: [words], coverage=lambda q, h: 0.9 if "2" in h.chunk.text else 0.8,
+        generator=None, settings=AnswerSettings(refusal_threshold=0.5), titles=lambda: [],
+        link=lambda h, page: h.chunk.doc)
+    assert pipeline.ask("Hoeveel algoritmes staan in het register?").refused
+    assert not pipeline.ask("Wie houdt het register van algoritmes bij?").refused

@@ -45,7 +45,13 @@ def test_sources_list_is_sorted_capped_and_dated():
                     added_at="2024-01-02T03:04:05", source="https://example.org/d")
             for i in range(MAX_LISTED_DOCUMENTS + 5)]
     r = sources_text(list(reversed(docs)), "en")
-    assert r.body.splitlines()[1] == "- Doc 000 (2024-01-02, 2 p.)"
+    # when and from where each document was added
+    assert r.body.splitlines()[1] == "- Doc 000 (2024-01-02, 2 p., https://example.org/d)"
+    uploaded = DocInfo("u.pdf", "Upload", "0" * 64, 1, "nl", 1, added_at="2024-02-03T00:00:00",
+                       source="/srv/corpus", added_by="@librarian:example.org")
+    body = sources_text([uploaded], "nl").body
+    assert "(2024-02-03, 1 p., toegevoegd door een redacteur)" in body
+    assert "@librarian" not in body  # citizens see the role; the audit log keeps the id
     assert r.body.endswith("… and 5 more.")
     assert sources_text([], "nl").body == "Er zijn nog geen documenten geladen."
 

@@ -31,7 +31,8 @@ def test_dutch_answer_gets_dutch_labels_and_single_page():
     c = Citation(2, "b.pdf", "Nota", 5, 5, "citaat", "", ocr=True)
     r = render_answer(_answer(language="nl", citations=[c]))
     # no public address: the file name tells the citizen which document to ask for
-    assert "Bronnen:\n[2] Nota (b.pdf), p. 5 (tekst herkend uit een scan)" in r.body
+    assert ("Bronnen:\n[2] Nota (b.pdf), p. 5 "
+            "(tekst herkend uit een scan — controleer het origineel)") in r.body
     assert "<a " not in r.html  # no link when there is none
     assert "Automatisch gegenereerd" in r.body
 

@@ -1,0 +1,152 @@
+"""Public documents fetched by URL: conditional HTTP downloads with a size limit and a time
+limit, safe file names, and the small state file that remembers validators and failures.
+
+Plain stdlib `urllib`: it is all a conditional GET needs, and no HTTP client library is
+installed with civicbot. Revalidation follows RFC 9110 §13: `If-None-Match` with the last
+ETag, `If-Modified-Since` with the last `Last-Modified`; a 304 means the copy we have is
+current and nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import unicodedata
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from civicbot import __version__
+from civicbot.errors import CivicbotError
+
+USER_AGENT = f"civicbot/{__version__} (+document sync)"
+MAX_NAME = 120
+
+
+class SourceFailed(CivicbotError):
+    """A source could not be fetched (network, HTTP status, too large, wrong sha256)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason  # http-404, network, timeout, too-large, sha256-mismatch, ...
+
+
+def safe_file_name(raw: str) -> str | None:
+    """A file name from an untrusted string (an upload's name, the end of a URL): the last
+    path component only, no control characters, no leading dots (hidden files), at most
+    MAX_NAME characters, extension kept. None when nothing usable remains."""
+    name = unicodedata.normalize("NFC", raw).replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = re.sub(r"\s+", " ", name).strip().lstrip(".").strip()
+    if name in ("", ".", ".."):
+        return None
+    if len(name) > MAX_NAME:
+        stem, dot, ext = name.rpartition(".")
+        if dot and 0 < len(ext) <= 10:
+            name = stem[: MAX_NAME - len(ext) - 1].rstrip() + "." + ext
+        else:
+            name = name[:MAX_NAME]
+    return name
+
+
+def name_from_url(url: str) -> str | None:
+    """The file name a URL's path ends in."""
+    path = urllib.parse.urlsplit(url).path
+    return safe_file_name(urllib.parse.unquote(path.rsplit("/", 1)[-1]))
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The outcome of one conditional GET: `path` is None when the server said 304."""
+
+    path: Path | None
+    sha256: str = ""
+    etag: str = ""
+    last_modified: str = ""
+
+
+def fetch(url: str, dest: Path, etag: str = "", last_modified: str = "",
+          timeout: float = 60.0, max_bytes: int = 100_000_000) -> Fetched:
+    """GET `url` into the file `dest` unless the validators show our copy is current.
+    The file is complete and fsync'd when this returns; on failure nothing is left."""
+    headers = {"User-Agent": USER_AGENT}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    request = urllib.request.Request(url, headers=headers)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(f".{dest.name}.part")
+    try:
+        # Only http(s) addresses get here (config checks them), never file:// or others.
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > max_bytes:
+                raise SourceFailed("too-large", (
+                    f"the file is {int(length) / 1e6:.1f} MB, more than the limit of "
+                    f"{max_bytes / 1e6:.0f} MB ([sync] max_file_mb)"))
+            digest = hashlib.sha256()
+            size = 0
+            with part.open("wb") as fh:
+                while block := resp.read(1 << 16):
+                    size += len(block)
+                    if size > max_bytes:
+                        raise SourceFailed("too-large", f"the file is larger than the limit of "
+                                           f"{max_bytes / 1e6:.0f} MB ([sync] max_file_mb)")
+                    digest.update(block)
+                    fh.write(block)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(part, dest)
+            return Fetched(dest, digest.hexdigest(), resp.headers.get("ETag", "") or "",
+                           resp.headers.get("Last-Modified", "") or "")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 304:
+            return Fetched(None, etag=etag, last_modified=last_modified)
+        raise SourceFailed(f"http-{exc.code}", f"the server answered {exc.code} "
+                           f"{exc.reason}") from exc
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            raise SourceFailed("timeout", f"no answer within {timeout:g} s") from exc
+        raise SourceFailed("network", f"the server cannot be reached ({reason})") from exc
+    except TimeoutError as exc:
+        raise SourceFailed("timeout", f"no answer within {timeout:g} s") from exc
+    except OSError as exc:
+        raise SourceFailed("network", f"the download failed ({exc})") from exc
+    finally:
+        part.unlink(missing_ok=True)
+
+
+class SyncState:
+    """What the sync remembers between rounds and restarts, in one small JSON file:
+    per source its validators, last good sha256 and whether it is failing; per watched file
+    its size, mtime and sha256 (so unchanged files are not hashed again) and the sha256 of
+    versions that were rejected (so they are not read and reported again every round)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        data: dict[str, Any] = {}
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}  # only a cache of validators: losing it costs one full download
+        self.sources: dict[str, dict[str, Any]] = data.get("sources", {})
+        self.files: dict[str, list[Any]] = data.get("files", {})
+        self.rejected: dict[str, str] = data.get("rejected", {})
+
+    def source(self, url: str) -> dict[str, Any]:
+        return self.sources.setdefault(url, {})
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps({"sources": self.sources, "files": self.files,
+                                   "rejected": self.rejected}, indent=1), encoding="utf-8")
+        os.replace(tmp, self.path)

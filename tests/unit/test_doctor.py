@@ -1,0 +1,197 @@
+"""`civicbot doctor` on small setups in a temporary folder: a tiny index made with the hashing
+embedder, model files written by the test, an unreachable port. The real homeserver, models
+and corpus are in tests/integration/test_doctor.py."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from fakes import HashingEmbedder
+
+from civicbot import config as config_mod
+from civicbot import doctor
+from civicbot.cli import main
+from civicbot.corpus import Corpus
+from civicbot.homeserver import free_port
+from civicbot.index.store import IndexStore
+from civicbot.models import DEFAULT_GGUF_NAME
+
+
+def _setup(tmp_path: Path, **sections) -> doctor.Doctor:  # type: ignore[no-untyped-def]
+    data = {"retrieval": {"crosslingual": False}, **sections}
+    return doctor.Doctor(config_mod.build(data, env={}, base_dir=str(tmp_path)))
+
+
+def _by_check(d: doctor.Doctor, check) -> doctor.Result:  # type: ignore[no-untyped-def]
+    result = check(d)
+    assert result is not None
+    return result
+
+
+def _index(tmp_path: Path, files: dict[str, str]) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (corpus / name).write_text(text)
+    past = time.time() - 60  # older than the index: there at the ingest
+    for f in corpus.iterdir():
+        os.utime(f, (past, past))
+    Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), crosslingual=False).ingest(
+        [corpus], prune_folders=[corpus])
+
+
+TEXTS = {"parking.md": "# Parking\n\nA resident permit costs 120 euros a year in zone A.\n",
+         "waste.md": "# Waste\n\nHousehold waste is collected every Tuesday morning.\n"}
+
+
+def test_an_index_built_with_another_embedding_model_is_reported_with_the_rebuild_fix(tmp_path):
+    _index(tmp_path, TEXTS)
+    result = _by_check(_setup(tmp_path), doctor.check_index_models)
+    assert not result.ok
+    assert "test:hashing-64" in result.what and "packaged:all-MiniLM-L6-v2" in result.what
+    assert "civicbot ingest --rebuild" in result.fix
+    same = _setup(tmp_path, embedding={"model": "test:hashing-64"})
+    assert _by_check(same, doctor.check_index_models).ok
+    loads = _by_check(same, doctor.check_index_loads)
+    assert loads.ok and "2 documents" in loads.what
+
+
+def test_no_index_yet_says_to_ingest(tmp_path):
+    d = _setup(tmp_path)
+    result = _by_check(d, doctor.check_index_models)
+    assert not result.ok and "civicbot ingest" in result.fix
+    assert doctor.check_index_loads(d) is None  # not reported twice
+
+
+def test_files_added_changed_and_removed_since_the_last_ingest_are_named(tmp_path):
+    _index(tmp_path, TEXTS)
+    d = _setup(tmp_path, embedding={"model": "test:hashing-64"})
+    assert _by_check(d, doctor.check_index_matches_corpus).ok
+    corpus = tmp_path / "corpus"
+    (corpus / "new.md").write_text("# New\n\nThe library opens at nine.\n")
+    (corpus / "waste.md").write_text("# Waste\n\nCollected on Wednesdays now.\n")
+    (corpus / "parking.md").unlink()
+    result = _by_check(_setup(tmp_path, embedding={"model": "test:hashing-64"}),
+                       doctor.check_index_matches_corpus)
+    assert not result.ok
+    assert "1 added (new.md)" in result.what
+    assert "1 changed (waste.md)" in result.what
+    assert "1 removed (parking.md)" in result.what
+    assert "civicbot ingest" in result.fix
+
+
+def test_a_file_left_out_at_the_last_ingest_is_mentioned_but_not_a_failure(tmp_path):
+    _index(tmp_path, {**TEXTS, "empty.md": ""})  # rejected: no text
+    result = _by_check(_setup(tmp_path, embedding={"model": "test:hashing-64"}),
+                       doctor.check_index_matches_corpus)
+    assert result.ok and "1 file(s) left out" in result.what
+
+
+def test_a_missing_default_model_says_run_civicbot_models(tmp_path):
+    result = _by_check(_setup(tmp_path), doctor.check_language_model)
+    assert not result.ok and str(tmp_path / "models" / DEFAULT_GGUF_NAME) in result.what
+    assert "civicbot models" in result.fix
+
+
+def test_a_damaged_default_model_is_caught_by_its_hash(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / DEFAULT_GGUF_NAME).write_bytes(b"GGUF" + b"\0" * 100)
+    result = _by_check(_setup(tmp_path), doctor.check_language_model)
+    assert not result.ok and "damaged" in result.what
+    assert "delete it and run `civicbot models`" in result.fix
+
+
+def test_an_own_model_must_exist_and_be_gguf(tmp_path):
+    missing = _by_check(_setup(tmp_path, llm={"model_path": "big.gguf"}),
+                        doctor.check_language_model)
+    assert not missing.ok and "model_path" in missing.fix
+    (tmp_path / "big.gguf").write_bytes(b"not a model")
+    wrong = _by_check(_setup(tmp_path, llm={"model_path": "big.gguf"}),
+                      doctor.check_language_model)
+    assert not wrong.ok and "not a GGUF" in wrong.what
+    (tmp_path / "big.gguf").write_bytes(b"GGUF" + b"\1" * 64)
+    fine = _by_check(_setup(tmp_path, llm={"model_path": "big.gguf"}),
+                     doctor.check_language_model)
+    assert fine.ok and "sha256" in fine.what
+
+
+def test_an_unreachable_homeserver_is_reported_and_login_is_not_tried(tmp_path):
+    d = _setup(tmp_path, matrix={"homeserver": f"http://127.0.0.1:{free_port()}",
+                                 "access_token": "syt_x"})
+    result = _by_check(d, doctor.check_homeserver)
+    assert not result.ok and "unreachable" in result.what
+    assert "[matrix] homeserver" in result.fix
+    assert doctor.check_login(d) is None and doctor.check_rooms(d) is None
+
+
+def test_a_homeserver_without_credentials_is_a_config_problem(tmp_path):
+    result = _by_check(_setup(tmp_path, matrix={"homeserver": "https://matrix.example.org"}),
+                       doctor.check_config)
+    assert not result.ok and "matrix.access_token" in result.fix
+
+
+def test_without_a_homeserver_the_embedded_one_is_described(tmp_path):
+    d = _setup(tmp_path)
+    result = _by_check(d, doctor.check_homeserver)
+    assert result.ok and "civicbot start" in result.what
+    assert doctor.check_login(d) is None
+
+
+def test_memory_rule_grows_with_the_model_and_its_context():
+    small = doctor.memory_needed(100_000_000, 2048)
+    assert small < doctor.memory_needed(4_500_000_000, 2048) < doctor.memory_needed(
+        4_500_000_000, 8192)
+    assert small > 100_000_000  # the rest of civicbot counts too
+
+
+def test_a_crashing_check_is_a_failed_check_and_rendering_shows_fixes(tmp_path):
+    def check_boom(d):  # type: ignore[no-untyped-def]
+        raise RuntimeError("kaput")
+
+    results = doctor.run_checks(_setup(tmp_path), [
+        check_boom, lambda d: doctor.Result(True, "fine"), lambda d: None,
+        lambda d: doctor.Result(False, "broken", "mend it")])
+    assert [r.ok for r in results] == [False, True, False]
+    text = doctor.render(results)
+    assert "✗ boom: the check failed (RuntimeError: kaput)" in text
+    assert "✓ fine" in text and "✗ broken\n    fix: mend it" in text
+    assert text.endswith("2 of 3 checks failed.")
+
+
+def test_cli_reports_a_broken_config_as_a_failed_check(tmp_path, capsys):
+    bad = tmp_path / "config.toml"
+    bad.write_text("[index]\npaht = 'x'\n")
+    assert main(["--config", str(bad), "doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "✗ configuration: index.paht: unknown key" in out and "fix:" in out
+
+
+@pytest.mark.parametrize("healthy", [False, True])
+def test_cli_exit_code_follows_the_checks(tmp_path, capsys, monkeypatch, healthy):
+    calls = []
+
+    def check(d):  # type: ignore[no-untyped-def]
+        calls.append(d.cfg)
+        return doctor.Result(healthy, "the one check", "" if healthy else "do this")
+
+    monkeypatch.setattr(doctor, "CHECKS", [check])
+    config = tmp_path / "config.toml"
+    config.write_text("[llm]\nn_ctx = 1024\n")
+    assert main(["--config", str(config), "doctor"]) == (0 if healthy else 1)
+    assert calls[0].llm.n_ctx == 1024
+    out = capsys.readouterr().out
+    assert ("All 1 checks passed." if healthy else "1 of 1 checks failed.") in out
+
+
+def test_a_damaged_index_is_reported_with_the_rebuild_fix(tmp_path):
+    _index(tmp_path, TEXTS)
+    store = IndexStore(tmp_path / "index")
+    (store.current_generation() / "dense.faiss").write_bytes(b"garbage")
+    d = _setup(tmp_path, embedding={"model": "test:hashing-64"})
+    result = _by_check(d, doctor.check_index_loads)
+    assert not result.ok and "cannot be loaded" in result.what
+    assert "civicbot ingest --rebuild" in result.fix
+    assert doctor.check_index_matches_corpus(d) is None
