@@ -286,13 +286,30 @@ class Editing:
 
     # -- who may do what --
 
-    def is_editor(self, user_id: str) -> bool:
+    async def is_editor(self, user_id: str) -> bool:
+        """Listed in the config, or a member of the editors' room with enough power there.
+        The power levels are read from the homeserver at each check, not from nio's room:
+        nio merges each new m.room.power_levels into the old one, so a user demoted by
+        dropping their entry (as Element's /deop does) would keep the old level there. If
+        they cannot be read, nobody is an editor by power level (fail closed)."""
         if user_id in self.cfg.editors.users:
             return True
         room = self.bot.client.rooms.get(self.editors_room) if self.editors_room else None
         if room is None or user_id not in room.users:
             return False
-        return room.power_levels.get_user_level(user_id) >= self.cfg.editors.power_level
+        try:
+            resp = await self.bot._call(
+                "reading the editors' power levels",
+                lambda: self.bot.client.room_get_state_event(self.editors_room,
+                                                             "m.room.power_levels"),
+                patience=30)
+        except MatrixError as exc:
+            log.warning("the editors' room power levels cannot be read: %s", exc)
+            return False
+        levels = resp.content if isinstance(resp.content, dict) else {}
+        users = levels.get("users") if isinstance(levels.get("users"), dict) else {}
+        level = users.get(user_id, levels.get("users_default", 0))
+        return isinstance(level, int) and level >= self.cfg.editors.power_level
 
     def is_editing_room(self, room_id: str) -> bool:
         """Where a plain file upload is taken as a document: the editors' room or a direct
@@ -328,7 +345,7 @@ class Editing:
         lang = command.language or language
         reply = lambda text, final=True: self._reply(  # noqa: E731
             msg.room_id, thread_root, msg.event_id, text, final)
-        if not self.is_editor(msg.sender):
+        if not await self.is_editor(msg.sender):
             log.info("editor command %s refused: not an editor", command.name)
             await reply(say("not_editor", lang))
             return
@@ -368,7 +385,7 @@ class Editing:
         async def reply(text: str, final: bool = True) -> None:
             await self._reply(ref.room_id, thread_root, reply_to, text, final)
 
-        if not self.is_editor(by):
+        if not await self.is_editor(by):
             log.info("upload refused: not an editor")
             await reply(say("not_editor", language))
             return
