@@ -10,6 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("CIVICBOT_SHARED", ROOT.parent / "shared"))
 CORPUS = SHARED / "corpus"
+# Two small real documents for tests that build their own index.
+MOTIE = "nl_tk_kamerstuk_32545-143_motie.pdf"  # 1 page
+TOZO = "nl_tk_aanhangsel_handelingen_2020-2021_3235_kamervragen_tozo.pdf"  # 3 pages
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

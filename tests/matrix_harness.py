@@ -186,6 +186,25 @@ def bot_config(
     )
 
 
+def service_config(
+    tmp_path: Path, hs: Homeserver | None = None, account: dict[str, str] | None = None,
+    **sections: Any,
+) -> config_mod.Config:
+    """A Config for the real Service over a fresh index, corpus folder and data folder in
+    `tmp_path`; with `hs` and `account`, also for a bot on that homeserver (fast edits)."""
+    (tmp_path / "corpus").mkdir(exist_ok=True)
+    data: dict[str, Any] = {
+        "matrix": {"data_dir": str(tmp_path / "data")},
+        "corpus": {"paths": [str(tmp_path / "corpus")]},
+        "index": {"path": str(tmp_path / "index")},
+    }
+    if hs is not None and account is not None:
+        data["matrix"].update(homeserver=hs.url, user_id=account["user_id"],
+                              access_token=account["access_token"])
+        data["bot"] = {"edit_interval_s": 0.1, "max_edits": 10}
+    return config_mod.build({**data, **sections}, env={})
+
+
 @contextlib.asynccontextmanager
 async def running_bot(cfg: config_mod.Config, answerer: Any) -> AsyncIterator[Bot]:
     """A bot serving in the background until the block ends (then stopped abruptly, as a

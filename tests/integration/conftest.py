@@ -39,16 +39,22 @@ class CorpusIndex:
 
 
 @_pytest.fixture(scope="session")
-def corpus_index(tmp_path_factory, shared):
+def embedder():
+    """The real default embedder, loaded once for the whole session."""
+    from civicbot.index.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@_pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory, shared, embedder):
     from civicbot.config import OcrConfig
     from civicbot.corpus import Corpus
-    from civicbot.index.embed import SentenceTransformerEmbedder
     from civicbot.index.store import IndexStore
     from civicbot.ingest.ocr import TesseractOcr
     from civicbot.retrieve import Retriever
 
     path = tmp_path_factory.mktemp("corpus-index") / "index"
-    embedder = SentenceTransformerEmbedder()
     store = IndexStore(path)
     # As `civicbot ingest` with the default configuration: scanned pages are read by OCR
     # when Tesseract is installed (tests/integration/test_ocr_corpus.py), left out otherwise.

@@ -9,13 +9,20 @@ import secrets
 
 import pytest
 from e2e_harness import encrypted_citizen, encrypted_direct_room
-from matrix_harness import WordLookupAnswerer, bot_config, eventually, run, running_bot
+from matrix_harness import (
+    WordLookupAnswerer,
+    bot_config,
+    eventually,
+    run,
+    running_bot,
+    service_config,
+)
 
 from civicbot import config as config_mod
 from civicbot import doctor
 from civicbot.matrix import crypto, editing
 from civicbot.matrix.events import FINAL, KIND
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, MOTIE
 
 nio = pytest.importorskip("nio")
 
@@ -220,29 +227,21 @@ def test_encrypted_pdf_upload_is_downloaded_and_decrypted(
 
 
 def test_editors_encrypted_pdf_upload_is_ingested_and_answered_from(
-    homeserver, bot_account, tmp_path, shared
+    homeserver, bot_account, tmp_path, shared, embedder
 ):
     """The whole editor path in an encrypted chat: the encrypted file is fetched, decrypted,
     ingested by the real service, reported in the thread, and used in the next answer."""
     from civicbot.service import Service
 
-    motie = shared / "corpus" / "nl_tk_kamerstuk_32545-143_motie.pdf"
+    motie = shared / "corpus" / MOTIE
     data = motie.read_bytes()
     corpus = tmp_path / "corpus"
-    corpus.mkdir()
 
     async def scenario():
         async with encrypted_citizen(homeserver, tmp_path / "citizens", prefix="editor") as ed:
-            cfg = config_mod.build({
-                "matrix": {"homeserver": homeserver.url, "user_id": bot_account["user_id"],
-                           "access_token": bot_account["access_token"],
-                           "data_dir": str(tmp_path / "data")},
-                "bot": {"edit_interval_s": 0.1, "max_edits": 10},
-                "corpus": {"paths": [str(corpus)]},
-                "index": {"path": str(tmp_path / "index")},
-                "editors": {"users": [ed.user_id]},
-            }, env={})
-            service = Service(cfg)
+            cfg = service_config(tmp_path, homeserver, bot_account,
+                                 editors={"users": [ed.user_id]})
+            service = Service(cfg, embedder=embedder)
             async with running_bot(cfg, service) as bot:
                 room = await encrypted_direct_room(ed, bot)
                 up, keys = await ed.client.upload(

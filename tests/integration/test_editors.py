@@ -7,16 +7,14 @@ import io
 from pathlib import Path
 
 import pytest
-from matrix_harness import citizen, direct_room, eventually, run, running_bot
+from matrix_harness import citizen, direct_room, eventually, run, running_bot, service_config
 
-from civicbot import config
 from civicbot.matrix.events import FINAL, KIND
 from civicbot.service import Service
+from tests.conftest import MOTIE, TOZO
 
 pytestmark = pytest.mark.slow
 
-MOTIE = "nl_tk_kamerstuk_32545-143_motie.pdf"
-TOZO = "nl_tk_aanhangsel_handelingen_2020-2021_3235_kamervragen_tozo.pdf"
 CORRUPT = "zz_fixture_corrupt_not_a_pdf.pdf"
 QUESTION = "Wat vraagt de motie van Van Dijk en Grinwis over negatieve spaarrente?"
 
@@ -46,22 +44,16 @@ async def editor_reply(c, room: str, event_id: str, bot_id: str, timeout: float 
     return await eventually(found, timeout, f"the bot's report on {event_id}")
 
 
-def test_editors_upload_remove_and_see_history(homeserver, bot_account, tmp_path, shared):
+def test_editors_upload_remove_and_see_history(
+    homeserver, bot_account, tmp_path, shared, embedder
+):
     corpus = tmp_path / "corpus"
-    corpus.mkdir()
 
     async def scenario():
         async with citizen(homeserver, "editor") as editor, citizen(homeserver) as citizen_:
-            cfg = config.build({
-                "matrix": {"homeserver": homeserver.url, "user_id": bot_account["user_id"],
-                           "access_token": bot_account["access_token"],
-                           "data_dir": str(tmp_path / "data")},
-                "bot": {"edit_interval_s": 0.1, "max_edits": 10},
-                "corpus": {"paths": [str(corpus)]},
-                "index": {"path": str(tmp_path / "index")},
-                "editors": {"users": [editor.user_id]},
-            }, env={})
-            service = Service(cfg)
+            cfg = service_config(tmp_path, homeserver, bot_account,
+                                 editors={"users": [editor.user_id]})
+            service = Service(cfg, embedder=embedder)
             service.curator.ingest([shared / "corpus" / TOZO], by="cli")
             async with running_bot(cfg, service) as bot:
                 bot_id = bot.user_id

@@ -5,25 +5,15 @@ editors derived from power level there (and losing the role when demoted), and a
 from __future__ import annotations
 
 import pytest
-from matrix_harness import citizen, eventually, run, running_bot
+from matrix_harness import citizen, eventually, run, running_bot, service_config
 from test_editors import editor_reply, send_file
 
-from civicbot import config
 from civicbot.matrix.events import KIND
 from civicbot.service import Service
+from tests.conftest import MOTIE, TOZO
 from tests.unit.test_sources import Site, serving
 
 pytestmark = pytest.mark.slow
-
-MOTIE = "nl_tk_kamerstuk_32545-143_motie.pdf"
-TOZO = "nl_tk_aanhangsel_handelingen_2020-2021_3235_kamervragen_tozo.pdf"
-
-
-@pytest.fixture(scope="module")
-def embedder():
-    from civicbot.index.embed import SentenceTransformerEmbedder
-
-    return SentenceTransformerEmbedder()
 
 
 def refused(text: str) -> bool:
@@ -32,18 +22,9 @@ def refused(text: str) -> bool:
 
 
 def service_for(homeserver, bot_account, tmp_path, embedder, **sections) -> Service:
-    (tmp_path / "corpus").mkdir(exist_ok=True)
-    cfg = config.build({
-        "matrix": {"homeserver": homeserver.url, "user_id": bot_account["user_id"],
-                   "access_token": bot_account["access_token"],
-                   "data_dir": str(tmp_path / "data")},
-        "bot": {"edit_interval_s": 0.1, "max_edits": 10},
-        "corpus": {"paths": [str(tmp_path / "corpus")]},
-        "index": {"path": str(tmp_path / "index")},
-        # The multilingual windows are tested elsewhere; here they would only slow ingestion.
-        "retrieval": {"crosslingual": False},
-        **sections,
-    }, env={})
+    # The multilingual windows are tested elsewhere; here they would only slow ingestion.
+    cfg = service_config(tmp_path, homeserver, bot_account,
+                         retrieval={"crosslingual": False}, **sections)
     return Service(cfg, embedder=embedder)
 
 

@@ -7,36 +7,20 @@ import hashlib
 import threading
 
 import pytest
+from matrix_harness import service_config
 
-from civicbot import config
 from civicbot.service import Service
 from civicbot.sync import Syncer
+from tests.conftest import MOTIE, TOZO
 from tests.unit.test_sources import Site, serving
 
 pytestmark = pytest.mark.slow
 
-MOTIE = "nl_tk_kamerstuk_32545-143_motie.pdf"
-TOZO = "nl_tk_aanhangsel_handelingen_2020-2021_3235_kamervragen_tozo.pdf"
-
-
-@pytest.fixture(scope="module")
-def embedder():
-    from civicbot.index.embed import SentenceTransformerEmbedder
-
-    return SentenceTransformerEmbedder()
-
 
 def service_for(tmp_path, embedder, sources) -> Service:
-    cfg = config.build({
-        "matrix": {"data_dir": str(tmp_path / "data")},
-        "corpus": {"paths": [str(tmp_path / "corpus")]},
-        "index": {"path": str(tmp_path / "index")},
-        # The multilingual windows are tested elsewhere; here they would only slow each commit.
-        "retrieval": {"crosslingual": False},
-        "sync": {"timeout_s": 30.0},
-        "sources": sources,
-    }, env={})
-    (tmp_path / "corpus").mkdir(exist_ok=True)
+    # The multilingual windows are tested elsewhere; here they would only slow each commit.
+    cfg = service_config(tmp_path, retrieval={"crosslingual": False},
+                         sync={"timeout_s": 30.0}, sources=sources)
     return Service(cfg, embedder=embedder)
 
 
