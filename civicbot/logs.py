@@ -33,5 +33,6 @@ def setup(cfg: LoggingConfig, verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else cfg.level)
-    for noisy in ("nio", "aiohttp", "urllib3", "httpx", "sentence_transformers", "transformers"):
+    for noisy in ("nio", "aiohttp", "urllib3", "httpx", "sentence_transformers", "transformers",
+                  "apscheduler"):  # apscheduler logs every job run at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)
