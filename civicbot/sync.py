@@ -233,7 +233,7 @@ class Syncer:
                 have_copy: bool) -> SourceReport:
         kept = (" The last good copy keeps serving." if have_copy
                 else " There is no earlier copy.")
-        return SourceReport(src.url, name, "failed", message + kept)
+        return SourceReport(src.url, name, "failed", message.rstrip(".") + "." + kept)
 
     def _transition(self, src: SourceConfig, report: SourceReport) -> str | None:
         """A notice when a source starts failing or recovers; None while nothing changes."""
