@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 from matrix_harness import bot_config, citizen, direct_room, run, running_bot
-from prometheus_client.parser import text_string_to_metric_families
 
 from civicbot.homeserver import free_port
+from tests.unit.test_health import moved, samples
 
 pytestmark = pytest.mark.slow
 
@@ -25,12 +25,6 @@ def _get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
     except urllib.error.URLError as exc:
         return 0, str(exc.reason)
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a /metrics page, parsed by the Prometheus client library."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def test_metrics_move_after_questions_and_healthz_is_200_while_running(
@@ -75,15 +69,12 @@ def test_metrics_move_after_questions_and_healthz_is_200_while_running(
                     break
                 await asyncio.sleep(0.1)
 
-            def delta(name: str, **labels: str) -> float:
-                k = (name, tuple(sorted(labels.items())))
-                return after[k] - before.get(k, 0.0)
-
-            assert delta("civicbot_questions_total", outcome="generated") == 1
-            assert delta("civicbot_questions_total", outcome="refused") == 1
-            assert delta("civicbot_questions_total", outcome="error") == 0
-            assert delta("civicbot_answer_latency_seconds_count", outcome="generated") == 1
-            assert delta("civicbot_first_sign_of_life_seconds_count") == 2
+            assert moved(before, after, "civicbot_questions_total", outcome="generated") == 1
+            assert moved(before, after, "civicbot_questions_total", outcome="refused") == 1
+            assert moved(before, after, "civicbot_questions_total", outcome="error") == 0
+            assert moved(before, after, "civicbot_answer_latency_seconds_count",
+                         outcome="generated") == 1
+            assert moved(before, after, "civicbot_first_sign_of_life_seconds_count") == 2
             assert after[("civicbot_queue_length", ())] == 0
             assert after[("civicbot_index_loaded", ())] == 1
             assert after[("civicbot_matrix_last_sync_timestamp_seconds", ())] > 0

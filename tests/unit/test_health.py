@@ -23,9 +23,19 @@ def _get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(text: str) -> Samples:
+    """Every sample of a /metrics page, parsed by the Prometheus client library."""
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    """How much one series grew between two readings (a new series starts from 0)."""
+    key = (name, tuple(sorted(labels.items())))
+    return after[key] - before.get(key, 0.0)
 
 
 @pytest.fixture
@@ -64,7 +74,7 @@ def test_a_stale_sync_makes_the_bot_unhealthy():
 
 
 def test_metrics_are_prometheus_text_with_the_documented_series(server):
-    before = _samples(_get(server.url + "/metrics")[1])
+    before = samples(_get(server.url + "/metrics")[1])
     metrics.question_finished("extractive", 4.2)
     metrics.question_finished(None, 1.0)
     metrics.turned_away("busy")
@@ -72,26 +82,22 @@ def test_metrics_are_prometheus_text_with_the_documented_series(server):
     metrics.index_loaded(7, 99)
     status, text = _get(server.url + "/metrics")
     assert status == 200
-    after = _samples(text)
+    after = samples(text)
 
-    def moved(name: str, **labels: str) -> float:
-        key = (name, tuple(sorted(labels.items())))
-        return after[key] - before.get(key, 0.0)
-
-    assert moved("civicbot_questions_total", outcome="extractive") == 1
-    assert moved("civicbot_questions_total", outcome="error") == 1
-    assert moved("civicbot_questions_total", outcome="generated") == 0
-    assert moved("civicbot_extractive_fallbacks_total") == 1
-    assert moved("civicbot_errors_total", kind="answer") == 1
-    assert moved("civicbot_questions_turned_away_total", reason="busy") == 1
-    assert moved("civicbot_answer_latency_seconds_count", outcome="extractive") == 1
+    assert moved(before, after, "civicbot_questions_total", outcome="extractive") == 1
+    assert moved(before, after, "civicbot_questions_total", outcome="error") == 1
+    assert moved(before, after, "civicbot_questions_total", outcome="generated") == 0
+    assert moved(before, after, "civicbot_extractive_fallbacks_total") == 1
+    assert moved(before, after, "civicbot_errors_total", kind="answer") == 1
+    assert moved(before, after, "civicbot_questions_turned_away_total", reason="busy") == 1
+    assert moved(before, after, "civicbot_answer_latency_seconds_count", outcome="extractive") == 1
     assert after[("civicbot_last_sync_timestamp_seconds", ())] == 1_700_000_000.0
     assert after[("civicbot_last_sync_ok", ())] == 0
     assert after[("civicbot_documents", ())] == 7 and after[("civicbot_chunks", ())] == 99
     assert ("civicbot_queue_length", ()) in after
     assert ("process_resident_memory_bytes", ()) in after
     metrics.sync_finished(True)
-    assert _samples(_get(server.url + "/metrics")[1])[("civicbot_last_sync_ok", ())] == 1
+    assert samples(_get(server.url + "/metrics")[1])[("civicbot_last_sync_ok", ())] == 1
 
 
 def test_other_paths_are_404_and_a_taken_port_is_a_clear_error(server):
