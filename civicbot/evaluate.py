@@ -183,7 +183,7 @@ def confidences(path: Path, service: Any) -> list[tuple[float, bool]]:
     out = []
     for row in _jsonl(path):
         query = retrieval_query(row["question"], ())
-        hits = pipeline.search(query, pipeline.settings.top_k)
+        hits = pipeline.retrieve(query)
         out.append((pipeline.confidence(query, hits), bool(row["answerable"])))
     return out
 

@@ -114,6 +114,20 @@ class Retriever:
                     score=float(fused[i]), lexical=float(lexical[i]), dense=float(dense[i]))
                 for i in order.tolist()]
 
+    def neighbours(self, hits: list[Hit]) -> list[Hit]:
+        """The passages next to `hits` that are not among them, each scored as the hit it
+        neighbours: where a sentence is cut by a passage boundary, or a list's items run on
+        into the next passage, the answer is there."""
+        seen = {(h.chunk.doc, h.chunk.chunk_no) for h in hits}
+        titles = self.snapshot.titles
+        out = []
+        for hit in hits:
+            for chunk in self.snapshot.neighbours(hit.chunk):
+                if (chunk.doc, chunk.chunk_no) not in seen:
+                    seen.add((chunk.doc, chunk.chunk_no))
+                    out.append(Hit(chunk, titles.get(chunk.doc, chunk.doc), hit.score))
+        return out
+
     def translations(self, query: str) -> dict[str, str]:
         """The question translated word by word into each other language of the corpus
         (through the cross-lingual model's shared space); empty without that model."""

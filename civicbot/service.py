@@ -134,6 +134,7 @@ class Service:
             titles=lambda: sorted({d.title for d in snapshot.docs.values()}),
             link=lambda hit, page: link(snapshot.docs.get(hit.chunk.doc), hit, page),
             translate=translations,
+            neighbours=retriever.neighbours,
         )
 
     def ask(self, question: str, history: Sequence[Turn] = (),

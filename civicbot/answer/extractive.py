@@ -4,11 +4,12 @@ the model's answer does not survive the grounding check, or when there is no mod
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from civicbot.answer.text import Span, sentences
 from civicbot.index.lexical import analyse_query
+from civicbot.ingest.quality import stopwords
 
 
 @dataclass(frozen=True)
@@ -20,9 +21,9 @@ class Quote:
     end: int = 0
 
 
-# What kind of fact a question asks for. A question that asks for a number, an amount, a date
-# or a duration is answered by a sentence that holds one; "when" and "wanneer" alone are not
-# enough ("when is an organisation required to ...?" asks for a condition).
+# What kind of fact a question asks for. A question that asks for a number, an amount, a date,
+# a duration or a name is answered by a sentence that holds one; "when" and "wanneer" alone
+# are not enough ("when is an organisation required to ...?" asks for a condition).
 _ASKS = {
     "date": re.compile(
         r"\b(welke datum|op welke dag|vanaf wanneer|sinds wanneer|tot wanneer|in welk jaar|"
@@ -40,6 +41,14 @@ _ASKS = {
         r"\b(hoeveel|hoe (hoog|groot|veel)|welk (percentage|bedrag|aandeel)|"
         r"how (many|much|large|high|big)|what (share|percentage|proportion|amount)|"
         r"what is the (annual )?rate)\b", re.I),
+    # Who or what by name: an authority, a minister, a firm, a program. Bare "wie"/"who" is
+    # left out: "who takes over?" may be answered by "nobody" or "the provider".
+    "name": re.compile(
+        r"\b(welke? (\w+ ){0,2}(minister|staatssecretaris|bureau|organisatie|instantie|"
+        r"toezichthouder|autoriteit|bedrijf|leverancier|programma|software|browsers?|"
+        r"schermlezers?)|which (\w+ ){0,2}(minister|authority|authorities|body|bodies|"
+        r"organisation|organization|agency|company|firm|office|programme|program|software|"
+        r"licences|licenses|licence|license))\b", re.I),
 }
 _NUMBER_WORDS = (
     r"twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|dertien|veertien|"
@@ -56,35 +65,122 @@ _HOLDS = {
     "number": re.compile(rf"\d|\b({_NUMBER_WORDS})\b", re.I),
 }
 
+# "How many X": X names what is counted, unless it is a unit of time or money.
+_HOW_MANY = re.compile(r"\b(hoeveel|how many)\s+((?:[\w-]+\s*){1,4})", re.I)
+_COUNT_UNITS = {
+    "duration": {"tijd", "extra", "uur", "uren", "dagen", "weken", "maanden", "jaar", "jaren",
+                 "keer", "time", "hours", "days", "weeks", "months", "years", "times"},
+    "amount": {"geld", "rente", "procent", "euro", "money", "interest", "percent"},
+}
+_CONJUNCTIONS = {"en", "of", "and", "or"}
+_NUMBER_TOKEN = re.compile(rf"^(\d[\d.,]*|{_NUMBER_WORDS})$", re.I)
+COUNT_REACH = 2  # the counted word is one of the two after the number ("61 normen", "14 grote X")
+
 TYPE_MISSING = 0.3  # score factor for a sentence without the kind of fact asked for
 RANK_DECAY = 0.3  # the k-th passage weighs 1 / (1 + RANK_DECAY (k - 1))
 NEAR_BEST = 0.6  # other quotes must score at least this share of the best one
 OTHER_PASSAGE = 0.9  # ... and, from another passage than the best one's, this share
 
 
+@dataclass(frozen=True)
+class Asked:
+    """What kind of fact a question asks for: "amount", "date", "duration", "number" or
+    "name"; for "how many X", `counted` holds the stems of X (in both languages' analysis),
+    and a sentence answers only if it puts a number right before one of them."""
+
+    kind: str
+    counted: frozenset[str] = frozenset()
+    question_words: frozenset[str] = frozenset()  # folded words of the question (for names)
+
+    def held_by(self, text: str) -> bool:
+        """Whether `text` holds this kind of fact."""
+        if self.kind == "name":
+            return _holds_name(text, self.question_words)
+        if self.kind == "number":
+            text = _NOT_A_QUANTITY.sub(" ", text)
+            if self.counted:
+                return _counts(text, self.counted)
+        return bool(_HOLDS[self.kind].search(text))
+
+
+def asked(question: str, translate: Callable[[str], str] | None = None) -> Asked | None:
+    """What `question` asks for, or None when it asks for no particular kind of fact.
+    `translate` gives words in the corpus's other language: the thing counted in "how many
+    X" may be named in the passage's language ("how many norms" / "61 normen")."""
+    kind = next((kind for kind, pattern in _ASKS.items() if pattern.search(question)), None)
+    if kind is None:
+        return None
+    if kind == "name":
+        return Asked(kind, question_words=frozenset(_WORD.findall(question.lower())))
+    if kind != "number":
+        return Asked(kind)
+    m = _HOW_MANY.search(question)
+    if m is None:
+        return Asked(kind)
+    words = m.group(2).split()
+    for unit_kind, units in _COUNT_UNITS.items():
+        if words[0].lower() in units:
+            return Asked(unit_kind)
+    # The counted thing runs to the first stop word other than "and"/"or" ("how many
+    # self-employed people took ...", "hoeveel algoritmes en AI-systemen staan er ...").
+    counted: set[str] = set()
+    stop = stopwords()
+    for word in words:
+        if word.lower() in _CONJUNCTIONS:
+            continue
+        if word.lower() in stop:
+            break
+        stems = set(analyse_query(word.rsplit("-", 1)[-1]))  # the head of "Woo-verzoeken"
+        counted |= stems
+        if stems and translate is not None:
+            counted |= set(analyse_query(translate(word)))
+    return Asked(kind, frozenset(counted)) if counted else Asked(kind)
+
+
 def asked_type(question: str) -> str | None:
-    """"amount", "date", "duration" or "number" when the question asks for one, else
-    None."""
-    return next((kind for kind, pattern in _ASKS.items() if pattern.search(question)), None)
-
-
-# Digits that are not an answer to "how many": references ("artikel 75, lid 1", "(87a)"),
-# page marks ("5 / 24", "pagina 1 van 7"), footnote marks at the start of a sentence and web
-# addresses.
-_NOT_A_QUANTITY = re.compile(
-    r"https?://\S+|www\.\S+|\b\d+ / \d+\b|\b(pagina|page) \d+ (van|of) \d+\b|"
-    r"\b(artikel|article|art\.|artt?\.|lid|paragraph|punt|point|"
-    r"annex|bijlage|nr\.|no\.|p\.|pp\.|blz\.)\s*\d+[a-z]?|^\(?\d+[a-z]?\)?\s|\(\d+[a-z]?\)",
-    re.I)
+    """The kind of fact `question` asks for (see `asked`), or None."""
+    found = asked(question)
+    return found.kind if found else None
 
 
 def holds_type(text: str, kind: str | None) -> bool:
-    """Whether `text` holds the kind of fact `asked_type` named (always true for None)."""
-    if kind is None:
-        return True
-    if kind == "number":
-        text = _NOT_A_QUANTITY.sub(" ", text)
-    return bool(_HOLDS[kind].search(text))
+    """Whether `text` holds the kind of fact `kind` (always true for None)."""
+    return kind is None or Asked(kind).held_by(text)
+
+
+# Digits that are not an answer to "how many": references ("artikel 75, lid 1", "(87a)",
+# "Regulation (EU) 2023/988", "Woo/2023/035"), years, page marks ("5 / 24", "pagina 1 van 7"),
+# list and footnote marks at the start or end of a sentence, and web addresses.
+_NOT_A_QUANTITY = re.compile(
+    r"https?://\S+|www\.\S+|\b\d+ / \d+\b|\b(pagina|page) \d+ (van|of) \d+\b|"
+    r"[\w-]*\d+/\d+[\w/-]*|\b(1[89]|20)\d\d\b|\s\d+\.$|"
+    r"\b\d{1,2} (jan|feb|febr|mar|mrt|apr|mei|may|jun|jul|aug|sep|sept|okt|oct|nov|dec)[a-z]*\b|"
+    r"\b(artikel|article|art\.|artt?\.|lid|leden|paragraph|punt|point|"
+    r"annex|bijlage|nummer|nr\.|no\.|p\.|pp\.|blz\.)\s*\d+[a-z]?|^\(?\d+[a-z]?\)?\s|\(\d+[a-z]?\)",
+    re.I)
+_WORD = re.compile(r"[^\W_][\w\-]*")
+
+
+def _counts(text: str, counted: frozenset[str]) -> bool:
+    """Whether a number in `text` is followed, within `COUNT_REACH` words, by a word whose
+    stem is in `counted`."""
+    words = text.split()
+    for i, word in enumerate(words):
+        if _NUMBER_TOKEN.match(word.strip("(),.;:")):
+            after = " ".join(words[i + 1 : i + 1 + COUNT_REACH])
+            if counted & set(analyse_query(after)):
+                return True
+    return False
+
+
+def _holds_name(text: str, question_words: frozenset[str]) -> bool:
+    """Whether `text` names something the question does not: a capitalised word or an
+    acronym that does not start the sentence."""
+    for word in _WORD.findall(text)[1:]:
+        named = word[0].isupper() or (len(word) >= 2 and word.isupper())
+        if named and len(word) >= 2 and word.lower() not in question_words:
+            return True
+    return False
 
 
 def _terms(text: str) -> set[str]:
@@ -92,16 +188,19 @@ def _terms(text: str) -> set[str]:
 
 
 def candidates(question: str, passages: Sequence[str], max_chars: int = 600,
-               also: str = "") -> list[Quote]:
+               also: str = "", wanted: Asked | None = None,
+               ranks: Sequence[float] | None = None) -> list[Quote]:
     """Every quotable sentence of `passages` that shares a term with the question, scored:
     the share of the question's terms it holds, lowered when it lacks the kind of fact the
     question asks for and for passages further down the ranking. `also` is the question in
-    other words (a translation): a sentence may match those instead."""
-    wanted = _terms(question)
-    if not wanted:
+    other words (a translation): a sentence may match those instead; `wanted` is what the
+    question asks for (by default `asked(question)`); `ranks` the passages' ranks (by
+    default 1, 2, 3, ...)."""
+    terms = _terms(question)
+    if not terms:
         return []
-    other = _terms(also) - wanted if also else set()
-    kind = asked_type(question)
+    other = _terms(also) - terms if also else set()
+    what = wanted if wanted is not None else asked(question)
     out: list[Quote] = []
     seen: set[str] = set()
     for number, passage in enumerate(passages, 1):
@@ -112,13 +211,14 @@ def candidates(question: str, passages: Sequence[str], max_chars: int = 600,
             if len(text) < 25 or text.endswith("?") or text in seen:
                 continue
             have = _terms(text)
-            share = max(len(wanted & have), len(other & have)) / len(wanted)
+            share = min(1.0, (len(terms & have) + len(other & have)) / len(terms))
             if not share:
                 continue
             seen.add(text)
-            if not holds_type(text, kind):
+            if what is not None and not what.held_by(text):
                 share *= TYPE_MISSING
-            rank_weight = 1.0 / (1 + RANK_DECAY * (number - 1))
+            rank = ranks[number - 1] if ranks is not None else number
+            rank_weight = 1.0 / (1 + RANK_DECAY * (rank - 1))
             length_penalty = 1.0 if len(text) < 400 else 400 / len(text)
             out.append(Quote(number, text[:max_chars], share * rank_weight * length_penalty,
                              span.start, span.end))
@@ -155,14 +255,17 @@ def _quotable(passage: str, long: int = 400, list_chars: int = 450) -> list[Span
 
 
 def best_sentences(question: str, passages: Sequence[str], limit: int = 3,
-                   max_chars: int = 600, also: str = "") -> list[Quote]:
+                   max_chars: int = 600, also: str = "",
+                   wanted: Asked | None = None,
+                   ranks: Sequence[float] | None = None) -> list[Quote]:
     """Up to `limit` sentences that hold the most of the question's terms, favouring
     passages that ranked higher and sentences with the kind of fact asked for; quoted as they
     stand, in document order. Another passage than the best sentence's is quoted (and so
     cited) only when its sentence is nearly as good: every citation is one more for the
     citizen to check. (Weighing terms by idf was tried and found more quotes of the right
     page but fewer of the facts asked for on dev.jsonl.)"""
-    scored = sorted(candidates(question, passages, max_chars, also), key=lambda q: -q.score)
+    scored = sorted(candidates(question, passages, max_chars, also, wanted, ranks),
+                    key=lambda q: -q.score)
     if not scored:
         return []
     best = scored[0]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from civicbot import lang
 from civicbot.answer import grounding
-from civicbot.answer.extractive import Quote, asked_type, best_sentences, focus, holds_type
+from civicbot.answer.extractive import Asked, Quote, asked, best_sentences, focus
 from civicbot.answer.messages import say
 from civicbot.answer.prompt import INSTRUCTION, build_messages, defuse
 from civicbot.answer.text import fact_present, facts, sentences
@@ -73,7 +73,8 @@ class AnswerPipeline:
                  coverage: Callable[[str, Hit], float], generator: Generator | None,
                  settings: AnswerSettings, titles: Callable[[], list[str]],
                  link: Callable[[Hit, int], str],
-                 translate: Callable[[str], dict[str, str]] | None = None):
+                 translate: Callable[[str], dict[str, str]] | None = None,
+                 neighbours: Callable[[list[Hit]], list[Hit]] | None = None):
         self.search = search
         self.coverage = coverage
         self.generator = generator
@@ -81,13 +82,14 @@ class AnswerPipeline:
         self.titles = titles
         self.link = link
         self.translate = translate
+        self.neighbours = neighbours
 
     def ask(self, question: str, history: Sequence[Turn] = (),
             on_text: Callable[[str], None] | None = None) -> Answer:
         started = time.perf_counter()
         language = lang.detect(question)
         query = retrieval_query(question, history)
-        hits = self.search(query, self.settings.top_k)
+        hits = self.retrieve(query)
         confidence = self.confidence(query, hits)
         log.debug("retrieval confidence %.3f", confidence)
         if confidence < self.settings.refusal_threshold:
@@ -99,6 +101,17 @@ class AnswerPipeline:
             answer.question = question
         answer.seconds = time.perf_counter() - started
         return answer
+
+    def retrieve(self, query: str) -> list[Hit]:
+        """The passages an answer is drawn from: the best `top_k`, followed for a question
+        after a number, date or duration by the passages next to them, because the sentence
+        with the figure is often just over a passage boundary ("... bedragen niet meer dan
+        5 % van ..." after the list the best passage holds)."""
+        hits = self.search(query, self.settings.top_k)
+        what = self._asked(query)
+        if self.neighbours is None or what is None or what.kind == "name":
+            return hits
+        return hits + self.neighbours(hits)
 
     def confidence(self, query: str, hits: list[Hit]) -> float:
         """How plausibly the passages answer (0..1), the score the refusal threshold is
@@ -112,10 +125,11 @@ class AnswerPipeline:
         if any(not any(fact_present(f, t) for t in texts) for f in facts(query)
                if any(ch.isdigit() for ch in f)):
             return 0.0
-        kind = asked_type(query)
-        if kind is None:
+        what = self._asked(query)
+        # A name is too common in text to tell an answer from a mention.
+        if what is None or what.kind == "name":
             return passage
-        return min(passage, max((self.coverage(query, h) for h in _typed_windows(hits, kind)),
+        return min(passage, max((self.coverage(query, h) for h in _typed_windows(hits, what)),
                                 default=0.0))
 
     # ---- the three outcomes ---------------------------------------------------------------
@@ -131,7 +145,6 @@ class AnswerPipeline:
 
     def _answer(self, question: str, language: str, hits: list[Hit],
                 on_text: Callable[[str], None] | None) -> Answer:
-        passages = [h.chunk.text for h in hits]
         if self.generator is not None:
             try:
                 generated = self._generate(question, language, hits, on_text)
@@ -145,20 +158,20 @@ class AnswerPipeline:
                 checked = grounding.check(draft, read, language, question)
                 total = len(checked.sentences)
                 if checked.kept and len(checked.kept) >= self.settings.min_kept_share * total:
-                    answer = self._generated(question, language, hits, passages, checked)
+                    answer = self._generated(question, language, hits, checked)
                     if answer is not None:
                         return answer
                 log.info("grounding check kept %d of %d sentences; quoting instead",
                          len(checked.kept), total)
-        return self._extractive(question, language, hits, passages)
+        return self._extractive(question, language, hits)
 
-    def _generated(self, question: str, language: str, hits: list[Hit], passages: list[str],
+    def _generated(self, question: str, language: str, hits: list[Hit],
                    checked: grounding.Grounding) -> Answer | None:
         """The model's checked sentences, followed by the sources' own words (the quotes an
         extractive answer would give): a small model's summary is terse, and the quote lets
         the citizen see the evidence at once. Only sentences that rest on the quoted passages
         are kept, so the answer cites what it quotes; None when no sentence does."""
-        quotes = self._quotes(question, passages)
+        quotes = self._quotes(question, hits)
         quoted = {q.source for q in quotes}
         kept = [s for s in checked.kept if set(s.sources) <= quoted]
         if not kept:
@@ -174,17 +187,21 @@ class AnswerPipeline:
                      for i, n in enumerate(numbers, 1)]
         return Answer(question, text, "generated", language, citations, hits)
 
-    def _quotes(self, question: str, passages: list[str]) -> list[Quote]:
+    def _quotes(self, question: str, hits: list[Hit]) -> list[Quote]:
         """The sentences an answer quotes. A question after a number, date or duration may
-        be answered by a lower-ranked passage: few sentences hold the kind of fact asked
-        for, so all passages compete; otherwise only the top `quote_sources`."""
-        sources = passages if asked_type(question) else passages[: self.settings.quote_sources]
-        return [q for q in best_sentences(question, sources, also=self._translated(question))
+        be answered by a lower-ranked passage or a neighbour of one: few sentences hold the
+        kind of fact asked for, so all passages compete (a neighbour ranks just below the
+        passage it neighbours); otherwise only the top `quote_sources`."""
+        what = self._asked(question)
+        few = what is not None and what.kind != "name"
+        sources = hits if few else hits[: self.settings.quote_sources]
+        return [q for q in best_sentences(question, [h.chunk.text for h in sources],
+                                          also=self._translated(question), wanted=what,
+                                          ranks=_ranks(sources, self.settings.top_k))
                 if not INSTRUCTION.search(q.text)]
 
-    def _extractive(self, question: str, language: str, hits: list[Hit],
-                    passages: list[str]) -> Answer:
-        quotes = self._quotes(question, passages)
+    def _extractive(self, question: str, language: str, hits: list[Hit]) -> Answer:
+        quotes = self._quotes(question, hits)
         if not quotes:
             return self._refusal(question, language, hits)
         numbers = sorted({q.source for q in quotes})
@@ -198,6 +215,9 @@ class AnswerPipeline:
         return Answer(question, "\n".join(lines), "extractive", language, citations, hits)
 
     # ---- pieces ----------------------------------------------------------------------------
+
+    def _asked(self, question: str) -> Asked | None:
+        return asked(question, self._translated if self.translate else None)
 
     def _translated(self, question: str) -> str:
         return " ".join(self.translate(question).values()) if self.translate else ""
@@ -255,14 +275,29 @@ class AnswerPipeline:
                         self.link(hit, first), c.ocr)
 
 
-def _typed_windows(hits: list[Hit], kind: str) -> list[Hit]:
-    """Each sentence of `hits` that holds the kind of fact `kind`, with the sentences on
+def _ranks(hits: list[Hit], searched: int) -> list[float]:
+    """The rank of each hit: its place among the first `searched`; a neighbour added after
+    them ranks half a place below the passage it neighbours."""
+    ranks: list[float] = []
+    for i, hit in enumerate(hits):
+        if i < searched:
+            ranks.append(i + 1.0)
+            continue
+        c = hit.chunk
+        parent = next((j for j, h in enumerate(hits[:searched]) if h.chunk.doc == c.doc
+                       and abs(h.chunk.chunk_no - c.chunk_no) == 1), i)
+        ranks.append(parent + 1.5)
+    return ranks
+
+
+def _typed_windows(hits: list[Hit], what: Asked) -> list[Hit]:
+    """Each sentence of `hits` that holds the kind of fact asked for, with the sentences on
     either side (and the passage's heading), as a hit of its own for `coverage`."""
     out = []
     for hit in hits:
         spans = sentences(hit.chunk.text)
         for i, span in enumerate(spans):
-            if holds_type(span.text, kind):
+            if what.held_by(span.text):
                 before, after = spans[max(i - 1, 0)], spans[min(i + 1, len(spans) - 1)]
                 window = dataclasses.replace(hit.chunk,
                                              text=hit.chunk.text[before.start : after.end])

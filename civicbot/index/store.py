@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -122,6 +123,15 @@ class Snapshot:
     @property
     def titles(self) -> dict[str, str]:
         return {name: info.title for name, info in self.docs.items()}
+
+    @functools.cached_property
+    def _positions(self) -> dict[tuple[str, int], int]:
+        return {(c.doc, c.chunk_no): i for i, c in enumerate(self.chunks)}
+
+    def neighbours(self, chunk: Chunk) -> list[Chunk]:
+        """The passages just before and just after `chunk` in its document."""
+        return [self.chunks[i] for i in (self._positions.get((chunk.doc, chunk.chunk_no + d))
+                                         for d in (-1, 1)) if i is not None]
 
 
 class IndexStore:

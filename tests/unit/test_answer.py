@@ -158,3 +158,65 @@ def test_question_asking_a_number_without_one_in_the_passages_is_refused():
         link=lambda h, page: h.chunk.doc)
     assert pipeline.ask("Hoeveel algoritmes staan in het register?").refused
     assert not pipeline.ask("Wie houdt het register van algoritmes bij?").refused
+
+
+def test_how_many_is_answered_only_by_a_number_of_the_thing_counted():
+    from civicbot.answer.extractive import asked
+
+    requests = asked("Hoeveel Woo-verzoeken heeft het ministerie in 2023 ontvangen?")
+    assert requests is not None and requests.kind == "number"
+    assert requests.held_by("In 2023 kwamen 312 verzoeken binnen.")
+    # a date, a year, an annex number or a regulation's number is not a count of requests
+    assert not requests.held_by("U heeft op 1 mei 2022 een verzoek ingediend.")
+    assert not requests.held_by("Bijlage nummer 2 bij het verzoek (Woo/2023/035).")
+    assert not requests.held_by("Het ministerie handelt verzoeken op drie manieren af.")
+    # units make it a duration or an amount, not a count
+    assert asked("Hoeveel extra tijd krijgen aanbieders?").kind == "duration"
+    assert asked("Hoeveel rente rekent Qredits?").kind == "amount"
+    # the counted thing may be named in the passage's language (a translation of the word)
+    norms = asked("How many norms does the code contain?", lambda word: {"norms": "normen"}
+                  .get(word, ""))
+    assert norms.held_by("De gedragscode kent 61 normen voor goede onderzoekspraktijken.")
+    assert not norms.held_by("De gedragscode kent 5 principes.")
+
+
+def test_how_many_questions_are_refused_when_no_passage_counts_the_thing_asked():
+    listed = _hit("Op hoofdlijnen zijn er drie processen waarvoor algoritmes worden ingezet. "
+                  "Het Algoritmeregister is in 2022 gestart.")
+    pipeline = _pipeline(None, [listed])
+    assert pipeline.ask("Hoeveel algoritmes staan er in het Algoritmeregister?").refused
+    counted = _hit("Het Algoritmeregister bevat nu 512 algoritmes van 150 organisaties.")
+    answer = _pipeline(None, [counted]).ask("Hoeveel algoritmes staan er in het register?")
+    assert not answer.refused and "512 algoritmes" in answer.text
+
+
+def test_which_authority_questions_prefer_a_sentence_naming_one():
+    from civicbot.answer.extractive import asked
+
+    which = asked("Which Dutch authority supervises compliance with MiFIR?")
+    assert which is not None and which.kind == "name"
+    assert which.held_by("In the Netherlands the AFM supervises it.")
+    assert not which.held_by("Supervision of compliance with MiFIR is national.")
+    hits = [_hit("Supervision of compliance with MiFIR and its reporting duties is a national "
+                 "task in every member state.", "a.pdf", 2, "en"),
+            _hit("In the Netherlands the Autoriteit Financiële Markten (AFM) supervises "
+                 "compliance with MiFIR.", "a.pdf", 14, "en")]
+    answer = _pipeline(None, hits).ask("Which Dutch authority supervises compliance with MiFIR?")
+    assert "AFM" in answer.text and answer.citations[0].page_start == 14
+
+
+def test_a_figure_just_over_the_passage_boundary_is_found_in_the_neighbour():
+    first = Chunk("omnibus.pdf", 7, 82, 82, 0, 60, "", "Het AI-bureau kan dwangsommen "
+                  "opleggen aan aanbieders van AI-modellen.", "nl")
+    after = Chunk("omnibus.pdf", 8, 82, 82, 60, 140, "", "Die dwangsommen bedragen niet meer "
+                  "dan 5 % van de gemiddelde dagelijkse omzet.", "nl")
+    elsewhere = _hit("Dwangsommen worden bekendgemaakt.", "other.pdf", 3)
+    pipeline = AnswerPipeline(
+        search=lambda q, k: [Hit(first, "Omnibus", 2.0), elsewhere],
+        coverage=lambda q, h: 0.9, generator=None,
+        settings=AnswerSettings(refusal_threshold=0.5), titles=lambda: [],
+        link=lambda h, page: h.chunk.doc,
+        neighbours=lambda hits: [Hit(after, "Omnibus", 2.0)] if hits[0].chunk is first else [])
+    answer = pipeline.ask("Hoe hoog mogen de dwangsommen van het AI-bureau zijn?")
+    assert "5 %" in answer.text
+    assert [(c.doc, c.page_start) for c in answer.citations] == [("omnibus.pdf", 82)]
