@@ -217,6 +217,15 @@ def check_config(d: Doctor) -> Result:
                       "has no credentials",
                       "set matrix.access_token (better: CIVICBOT_MATRIX_ACCESS_TOKEN in the "
                       "environment), or matrix.user_id and matrix.password")
+    if d.cfg.retrieval.glossary:
+        from civicbot import glossary
+
+        try:
+            glossary.configured(d.cfg.resolve(d.cfg.retrieval.glossary))
+        except ConfigError as exc:
+            return Result(False, f"configuration {where}: {exc}",
+                          "fix the file, or set [retrieval] glossary = \"\" to use only the "
+                          "built-in glossary")
     return Result(True, f"configuration {where} is valid")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from civicbot import lang
+from civicbot import glossary, lang
 from civicbot.config import Config
 from civicbot.errors import ConfigError
 from civicbot.index.crosslingual import CrossLingualIndex, shared_use
@@ -79,7 +79,8 @@ def beir(folder: Path, cfg: Config) -> dict[str, float | int]:
     snapshot = Snapshot(Path(tempfile.gettempdir()), embedder.name, {}, chunks,
                         DenseIndex.build(vectors, vectors.shape[1]), lexical, "", crosslingual)
     index_seconds = time.perf_counter() - started
-    retriever = Retriever.from_config(snapshot, embedder, cfg.retrieval)
+    retriever = Retriever.from_config(snapshot, embedder, cfg.retrieval, glossary.configured(
+        cfg.resolve(cfg.retrieval.glossary) if cfg.retrieval.glossary else None))
 
     ndcg, r10, r100, mrr = [], [], [], []
     queries = [q for q in _jsonl(folder / "queries.jsonl") if q["_id"] in qrels]

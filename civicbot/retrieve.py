@@ -12,12 +12,13 @@ little: answers often straddle a passage boundary, and the neighbour carries the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from civicbot import lang
 from civicbot.config import RetrievalConfig
+from civicbot.glossary import Glossary, builtin
 from civicbot.index.crosslingual import shared_use, surface_words
 from civicbot.index.lexical import analyse
 from civicbot.index.store import Snapshot
@@ -64,16 +65,19 @@ class Retriever:
     crosslingual_weight_other: float = 1.0
     neighbour_weight: float = 0.3
     use: Embedder | None = None  # the cross-lingual model; None: the shared USE
+    glossary: Glossary = field(default_factory=builtin)
 
     @classmethod
-    def from_config(cls, snapshot: Snapshot, embedder: Embedder,
-                    cfg: RetrievalConfig) -> Retriever:
-        """A retriever with the weights of the [retrieval] section."""
+    def from_config(cls, snapshot: Snapshot, embedder: Embedder, cfg: RetrievalConfig,
+                    glossary: Glossary | None = None) -> Retriever:
+        """A retriever with the weights of the [retrieval] section; `glossary` is the
+        built-in one with the deployer's (see `Service.glossary`)."""
         return cls(snapshot, embedder, dense_weight=cfg.dense_weight,
                    crosslingual=cfg.crosslingual,
                    crosslingual_weight_same=cfg.crosslingual_weight_same_language,
                    crosslingual_weight_other=cfg.crosslingual_weight,
-                   neighbour_weight=cfg.neighbour_weight)
+                   neighbour_weight=cfg.neighbour_weight,
+                   glossary=glossary or builtin())
 
     def search(self, query: str, k: int = 10, docs: set[str] | None = None) -> list[Hit]:
         """The `k` best passages for `query`, optionally only from the documents `docs`."""
@@ -129,22 +133,23 @@ class Retriever:
         return out
 
     def translations(self, query: str) -> dict[str, str]:
-        """The question translated word by word into each other language of the corpus
-        (through the cross-lingual model's shared space); empty without that model."""
+        """The question translated into each other language of the corpus: the glossary's
+        terms as the glossary gives them, the other words word by word through the
+        cross-lingual model's shared space; empty without that model."""
         index = self.snapshot.crosslingual
         if not self.crosslingual or index is None:
             return {}
         question_language = lang.detect(query)
-        words = list(dict.fromkeys(surface_words(query)))
-        if not words:
-            return {}
-        vectors = (self.use or shared_use()).embed(words)
         out = {}
         for language in index.vocabulary:
-            if language != question_language:
-                translated = index.translate(vectors, language)
-                if translated:
-                    out[language] = " ".join(translated)
+            if language == question_language:
+                continue
+            known, rest = self.glossary.translate(query, question_language, language)
+            words = list(dict.fromkeys(surface_words(rest)))
+            translated = (index.translate((self.use or shared_use()).embed(words), language)
+                          if words else [])
+            if known or translated:
+                out[language] = " ".join(known + translated)
         return out
 
     def _crosslingual(self, query: str, question_language: str, lexical: np.ndarray,

@@ -9,8 +9,10 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from civicbot import glossary
 from civicbot.config import Config
 from civicbot.corpus import Corpus
+from civicbot.glossary import Glossary
 from civicbot.index.embed import SentenceTransformerEmbedder
 from civicbot.index.store import IndexStore, Snapshot
 from civicbot.model import Answer, DocInfo, Hit, Turn
@@ -30,6 +32,10 @@ class Service:
         self.embedder = embedder or SentenceTransformerEmbedder(
             cfg.embedding.model, cfg.embedding.batch_size)
         self.store = IndexStore(cfg.resolve(cfg.index.path))
+        # Term translations for cross-lingual questions: built in, plus `[retrieval] glossary`,
+        # read now so a broken file stops the start with a ConfigError, not the first question.
+        path = cfg.retrieval.glossary
+        self.glossary: Glossary = glossary.configured(cfg.resolve(path) if path else None)
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
 
@@ -86,7 +92,8 @@ class Service:
             raise AssertionError("unreachable")  # pragma: no cover
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
-        retriever = Retriever.from_config(self.snapshot(), self.embedder, self.cfg.retrieval)
+        retriever = Retriever.from_config(self.snapshot(), self.embedder, self.cfg.retrieval,
+                                          self.glossary)
         return retriever.search(query, k)
 
     # ---- answers ---------------------------------------------------------------------------
@@ -110,7 +117,8 @@ class Service:
         from civicbot.retrieve import coverage
 
         snapshot = self.snapshot()
-        retriever = Retriever.from_config(snapshot, self.embedder, self.cfg.retrieval)
+        retriever = Retriever.from_config(snapshot, self.embedder, self.cfg.retrieval,
+                                          self.glossary)
         translations = functools.lru_cache(maxsize=8)(retriever.translations)
 
         def cross_coverage(question: str, hit: Hit) -> float:

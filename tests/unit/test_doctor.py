@@ -133,6 +133,16 @@ def test_a_homeserver_without_credentials_is_a_config_problem(tmp_path):
     assert not result.ok and "matrix.access_token" in result.fix
 
 
+def test_a_broken_glossary_file_is_a_config_problem(tmp_path):
+    (tmp_path / "terms.tsv").write_text("Omgevingswet without a tab\n", encoding="utf-8")
+    result = _by_check(_setup(tmp_path, retrieval={"glossary": "terms.tsv"}), doctor.check_config)
+    assert not result.ok and "line 1" in result.what and "glossary" in result.fix
+    (tmp_path / "terms.tsv").write_text("Omgevingswet\tEnvironment and Planning Act\n",
+                                        encoding="utf-8")
+    assert _by_check(_setup(tmp_path, retrieval={"glossary": "terms.tsv"}),
+                     doctor.check_config).ok
+
+
 def test_without_a_homeserver_the_embedded_one_is_described(tmp_path):
     d = _setup(tmp_path)
     result = _by_check(d, doctor.check_homeserver)
