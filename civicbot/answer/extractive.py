@@ -76,10 +76,10 @@ _CONJUNCTIONS = {"en", "of", "and", "or"}
 _NUMBER_TOKEN = re.compile(rf"^(\d[\d.,]*|{_NUMBER_WORDS})$", re.I)
 COUNT_REACH = 2  # the counted word is one of the two after the number ("61 normen", "14 grote X")
 
-TYPE_MISSING = 0.3  # score factor for a sentence without the kind of fact asked for
+TYPE_MISSING = 0.2  # score factor for a sentence without the kind of fact asked for
 RANK_DECAY = 0.3  # the k-th passage weighs 1 / (1 + RANK_DECAY (k - 1))
 NEAR_BEST = 0.6  # other quotes must score at least this share of the best one
-OTHER_PASSAGE = 0.9  # ... and, from another passage than the best one's, this share
+OTHER_PASSAGE = 0.7  # ... and, from another passage than the best one's, this share
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,15 @@ def test_question_about_a_year_the_documents_do_not_reach_is_refused(service):
     assert answer.refused and not answer.citations
 
 
+def test_how_many_is_answered_by_a_count_of_the_thing_asked_and_refused_without_one(service):
+    counted = service.pipeline(use_model=False).ask(
+        "Hoeveel rijkskennisinstellingen en planbureaus zijn er volgens het RKI-kader?")
+    assert not counted.refused and "veertien rijkskennisinstellingen" in counted.text
+    # The Woo decisions mention requests and dates, but no document counts requests.
+    assert service.pipeline(use_model=False).ask(
+        "Hoeveel Woo-verzoeken heeft het ministerie van VWS in 2023 ontvangen?").refused
+
+
 def test_each_citation_names_the_page_its_quote_stands_on(service, shared):
     """Passages span pages; a citation names the page(s) of its quote, checked against the
     text pypdf reads from those pages."""

@@ -42,3 +42,23 @@ def test_dev_retrieval_reaches_the_target(corpus_index, tmp_path):
                          service=Service(cfg, embedder=corpus_index.embedder))
     assert result["n_answerable"] == 50
     assert result["hit_at_5"] >= 0.85, result
+
+
+def test_dev_answers_reach_the_key_fact_and_refusal_targets_by_quoting_alone(corpus_index):
+    """The answer targets of dev.jsonl that civicbot meets, guarded on the quoting path every
+    answer has (the model adds to it: 0.64 key facts with it; ten minutes, so measured by
+    `civicbot eval qa`, see docs/answering.md). Citation accuracy (0.60, target 0.9) is not
+    met yet and is reported, not asserted."""
+    from civicbot import config as config_mod
+    from civicbot import evaluate
+    from civicbot.service import Service
+    from tests.conftest import SHARED
+
+    cfg = config_mod.build({"index": {"path": str(corpus_index.path)}}, env={},
+                           base_dir=str(ROOT))
+    result = evaluate.qa(SHARED / "eval" / "dev.jsonl", cfg, use_model=False,
+                         service=Service(cfg, embedder=corpus_index.embedder))
+    assert (result["n_answerable"], result["n_unanswerable"]) == (50, 15)
+    assert result["key_fact_rate"] >= 0.6, result
+    assert result["refusal_accuracy"] >= 0.8, result
+    assert result["false_refusal_rate"] <= 0.1, result
