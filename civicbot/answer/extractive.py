@@ -62,7 +62,9 @@ _HOLDS = {
         rf"\b(\d+|{_NUMBER_WORDS})[ -](\w+ )?(jaar|jaren|maand|maanden|week|weken|dag|dagen|"
         r"uur|uren|kalenderdagen|werkdagen|year|years|month|months|weeks|day|days|hour|"
         r"hours)\b", re.I),
-    "number": re.compile(rf"\d|\b({_NUMBER_WORDS})\b", re.I),
+    # In digits: "hoe hoog", "what share" are not answered by "twee soorten afwegingen"; a
+    # count in words ("veertien instellingen") answers "how many X" (see `_counts`).
+    "number": re.compile(r"\d"),
 }
 
 # "How many X": X names what is counted, unless it is a unit of time or money.

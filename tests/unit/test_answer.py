@@ -101,7 +101,7 @@ def test_prompt_budget_trims_sources_never_the_question():
 
 
 def test_answer_types_of_questions_and_sentences():
-    from civicbot.answer.extractive import asked_type, holds_type
+    from civicbot.answer.extractive import asked, asked_type, holds_type
 
     assert asked_type("Hoeveel rijkskennisinstellingen zijn er?") == "number"
     assert asked_type("From what date do the rules apply?") == "date"
@@ -111,7 +111,10 @@ def test_answer_types_of_questions_and_sentences():
     assert not holds_type("Er zijn 24 pagina's onderzocht.", "amount")
     # "when" alone may ask for a condition: no type, nothing is required of the sentence
     assert asked_type("When is an organisation required to appoint an officer?") is None
-    assert holds_type("In Nederland zijn er veertien instellingen.", "number")
+    assert asked("Hoeveel instellingen zijn er?").held_by("In Nederland zijn er veertien "
+                                                          "instellingen.")
+    assert holds_type("De boete is ten hoogste 5 % van de omzet.", "number")
+    assert not holds_type("Er zijn twee soorten afwegingen.", "number")  # not for "hoe hoog"
     assert not holds_type("Zie artikel 75, lid 1, en https://example.org/2.", "number")
     assert holds_type("The term of office shall be five years.", "duration")
     assert not holds_type("The term of office is renewable once.", "duration")
