@@ -211,8 +211,9 @@ class Corpus:
         log.info("re-reading %s: the index was built by another version", info.name)
         doc = read_document(path, source=info.source, max_bytes=self.max_bytes, ocr=self.ocr)
         chunks = self._prepare(doc)
-        # OCR may read the pages differently now (installed, removed, other settings).
-        return dataclasses.replace(info, chunks=len(chunks), skipped=doc.skipped,
+        # OCR may read the pages differently now (installed, removed, other settings), and
+        # the title may be read differently.
+        return dataclasses.replace(info, title=doc.title, chunks=len(chunks), skipped=doc.skipped,
                                    ocr_pages=doc.ocr_pages, ocr_variant=doc.ocr_variant)
 
     def _prepare(self, doc: Document) -> list[Chunk]:

@@ -52,7 +52,9 @@ from civicbot.model import Chunk, DocInfo, PageIssue
 from civicbot.protocols import Embedder
 
 FORMAT = 1
-CHUNKER_VERSION = "c2"  # bump when chunking changes, so cached chunks are rebuilt
+# Bump when chunking or titles change (a passage's vector embeds its document's title), so
+# cached chunks are rebuilt. c3: titles from the subject line, past letterheads.
+CHUNKER_VERSION = "c3"
 _GEN = re.compile(r"^gen-(\d{6})$")
 
 

@@ -87,29 +87,85 @@ def _raw_pages(path: Path) -> tuple[list[str], str]:
     )
 
 
-_TITLE_SKIP = re.compile(r"^(\W|\d)+$|^(pagina|page)\s+\d+", re.I)
+# Not a title: numbers and marks, page marks, file codes ("TELECOM 22", "JAI 98").
+_TITLE_SKIP = re.compile(r"^(\W|\d)+$|^(pagina|page)\s+\d+|^(?-i:[A-Z]{2,}( [A-Z]+)?) \d+$", re.I)
+# A letter or an official document says what it is about on its subject line.
+_SUBJECT = re.compile(r"^(subject|betreft|onderwerp)\b\s*:?\s*(.*)$", re.I)
+_LABEL = re.compile(r"^[\w .'-]{2,30}:", re.I)  # "Datum:", "Our ref.:" (ends a subject)
+# Letterheads and cover-page furniture name who wrote a document, not what it is: an
+# institution, a ministry (whose name is often set over two lines), a return address, an
+# author box, a classification.
+_LETTERHEAD = re.compile(
+    r"^(council of the|european union|europese unie|het europees parlement|de raad$|"
+    r"european (commission|parliament)$|europese commissie$|"
+    r"(tweede|eerste) kamer der staten-generaal|vergaderjaar\b|ministerie van\b|"
+    r"(volksgezondheid, )?welzijn en sport$|(landbouw, )?natuur en voedselkwaliteit$|"
+    r"economische zaken( en klimaat)?$|binnenlandse zaken( en koninkrijksrelaties)?$|"
+    r"sociale zaken en werkgelegenheid$|infrastructuur en waterstaat$|justitie en veiligheid$|"
+    r"onderwijs, cultuur en wetenschap$|rijksdienst voor\b|ondernemend nederland$|"
+    r"directoraat-generaal\b|directie\b|aan de (minister|staatssecretaris)\b|"
+    r"ter (beslissing|informatie|kennisname)$|"
+    r"retouradres\b|postbus\b|>|author:|auteur:|members' research service|briefing$|"
+    r"limite$|interinstitutional file|brussels?,|datum\b|date\b|pe-cons\b|"
+    r".*\bvan (de )?verzoeker\b)", re.I)  # an anonymised Woo requester's name and address
+TITLE_CHARS = 150
+
+
+def _clip(title: str) -> str:
+    title = " ".join(title.split())
+    if len(title) <= TITLE_CHARS:
+        return title
+    return title[: TITLE_CHARS - 1].rsplit(" ", 1)[0] + " …"
+
+
+def _subject(lines: list[str]) -> str | None:
+    """The text of a "Subject:" / "Betreft" / "Onderwerp:" line and the lines that continue
+    it, or None when there is none (or it is an empty form field)."""
+    for i, line in enumerate(lines):
+        m = _SUBJECT.match(line)
+        if not m:
+            continue
+        parts = [m.group(2)] if m.group(2) else []
+        for nxt in lines[i + 1 : i + 6]:
+            if not nxt or _LABEL.match(nxt) or sum(len(p) for p in parts) >= TITLE_CHARS:
+                break
+            parts.append(nxt)
+        subject = " ".join(parts)
+        if len(lang.words(subject)) >= 3:
+            return _clip(subject)
+    return None
 
 
 def guess_title(first_page: str, fallback: str) -> str:
-    """The first heading-like line(s) of the first page. PDF metadata titles are often wrong
+    """What the first page says the document is: its subject line when it has one, else its
+    first heading-like line(s) that are not letterhead. PDF metadata titles are often wrong
     (the shared GenAI FAQ says "Factsheet Inkopers"), so we read the page instead."""
-    lines = [ln.strip(" -•·|#*>") for ln in first_page.split("\n")[:20]]
+    lines = [ln.strip(" -•·|#*") for ln in first_page.split("\n")[:80]]
+    subject = _subject(lines)
+    if subject:
+        return subject
+    lines = lines[:20]
 
     def title_like(line: str) -> bool:
         letters = sum(ch.isalpha() for ch in line)
-        return (not _TITLE_SKIP.match(line) and letters >= 4
+        return (not _TITLE_SKIP.match(line) and not _LETTERHEAD.match(line) and letters >= 4
                 and letters / max(1, len(line)) > 0.6 and not line.endswith((".", ";")))
 
     for i, line in enumerate(lines):
-        if not title_like(line) or len(lang.words(line)) < 2:
+        # A title starts with a capital or a digit ("en Voedselkwaliteit" ends a letterhead).
+        if not title_like(line) or len(lang.words(line)) < 2 or line[:1].islower():
             continue
         title = line
-        # A heading set over several short lines ("Handreiking inventarisatie," / "...").
+        # A heading set over several short lines ("Handreiking inventarisatie," / "..."),
+        # or a sentence that runs on to the next line (which then starts in lower case);
+        # not a one-word heading after it ("SUMMARY").
         for nxt in lines[i + 1 : i + 4]:
-            if len(title) >= 60 or not title_like(nxt):
+            runs_on = nxt[:1].islower()
+            if ((len(title) >= 60 and not runs_on) or not title_like(nxt)
+                    or (len(nxt.split()) == 1 and nxt.isupper())):
                 break
             title = f"{title} {nxt}"
-        return title[:150]
+        return _clip(title)
     return fallback
 
 

@@ -57,3 +57,32 @@ def test_size_limit(tmp_path):
     path.write_text("woord " * 1000)
     with pytest.raises(DocumentTooLarge, match="corpus.max_file_mb"):
         read_document(path, max_bytes=100)
+
+
+def test_titles_come_from_the_subject_line_or_the_first_heading_past_the_letterhead():
+    from civicbot.ingest.reader import guess_title
+
+    letter = ("> Retouradres Postbus 40219 8004 DE Zwolle\n\nDatum 29 maart 2023\n"
+              "Betreft Beslissing op verzoek Woo/2023/035\n\nPagina 1 van 7\n")
+    assert guess_title(letter, "x") == "Beslissing op verzoek Woo/2023/035"
+    council = ("Council of the\nEuropean Union\n\nBrussels, 26 January 2024\n(OR. en)\n5662/24\n"
+               "TELECOM 22\nJAI 98\nInterinstitutional File:\n2021/0106(COD)\nNOTE\n"
+               "From: Presidency\nTo: Permanent Representatives Committee\n"
+               "Subject: Proposal for a Regulation laying down harmonised rules on\n"
+               "artificial intelligence (Artificial Intelligence Act)\n\nI. INTRODUCTION\n")
+    assert guess_title(council, "x") == ("Proposal for a Regulation laying down harmonised "
+                                         "rules on artificial intelligence (Artificial "
+                                         "Intelligence Act)")
+    briefing = ("BRIEFING\n\nAuthor: Marie Lecerf\nMembers' Research Service\n"
+                "Understanding EU policies for people\nwith disabilities\nSUMMARY\n"
+                "The EU and its Member States have signed the Convention.")
+    assert guess_title(briefing, "x") == "Understanding EU policies for people with disabilities"
+    ministry = ("Ministerie van Landbouw,\nNatuur en Voedselkwaliteit\n\nDirectoraat-generaal "
+                "Agro\nAan de Minister\nTER BESLISSING\nDatum\n12 november 2021\n"
+                "Kamerbrief over aangenomen moties\n")
+    assert guess_title(ministry, "x") == "Kamerbrief over aangenomen moties"
+    # An empty form field is no subject; a heading over two short lines is joined.
+    assert guess_title("Betreft:\n\nHandreiking inventarisatie,\nclassificatie AI-systemen\n",
+                       "x") == "Handreiking inventarisatie, classificatie AI-systemen"
+    long = "Subject: " + "a very long subject line " * 12
+    assert len(guess_title(long, "x")) <= 150 and guess_title(long, "x").endswith("…")

@@ -146,10 +146,14 @@ def test_an_upgraded_chunker_re_reads_documents_it_needs(tmp_path, docs, monkeyp
     store = IndexStore(tmp_path / "index")
     Corpus(store, HashingEmbedder(), crosslingual=False).ingest([docs])
     monkeypatch.setattr("civicbot.index.store.CHUNKER_VERSION", "c-next")
+    # the new version also reads titles differently: re-read documents get the new title
+    monkeypatch.setattr("civicbot.ingest.reader.guess_title", lambda page, fallback: "Nieuw")
     _write(docs, "new.md", "Een nieuw document over afvalinzameling en containers.")
     corpus = Corpus(store, HashingEmbedder(), crosslingual=False)
     assert [r.status for r in corpus.ingest([docs / "new.md"])] == ["added"]
     assert {"huur.md", "new.md"} <= set(corpus.documents())
+    assert IndexStore(tmp_path / "index").load(HashingEmbedder.name).docs["huur.md"].title == (
+        "Nieuw")
 
     monkeypatch.setattr("civicbot.index.store.CHUNKER_VERSION", "c-later")
     (docs / "huur.md").unlink()
