@@ -70,11 +70,12 @@ _HOLDS = {
 # "How many X": X names what is counted, unless it is a unit of time or money.
 _HOW_MANY = re.compile(r"\b(hoeveel|how many)\s+((?:[\w-]+\s*){1,4})", re.I)
 _COUNT_UNITS = {
-    "duration": {"tijd", "extra", "uur", "uren", "dagen", "weken", "maanden", "jaar", "jaren",
+    "duration": {"tijd", "uur", "uren", "dagen", "weken", "maanden", "jaar", "jaren",
                  "keer", "time", "hours", "days", "weeks", "months", "years", "times"},
     "amount": {"geld", "rente", "procent", "euro", "money", "interest", "percent"},
 }
 _CONJUNCTIONS = {"en", "of", "and", "or"}
+_MORE = {"extra", "meer", "additional", "more"}  # "hoeveel extra tijd" asks for time
 _NUMBER_TOKEN = re.compile(rf"^(\d[\d.,]*|{_NUMBER_WORDS})$", re.I)
 COUNT_REACH = 2  # the counted word is one of the two after the number ("61 normen", "14 grote X")
 
@@ -120,6 +121,8 @@ def asked(question: str, translate: Callable[[str], str] | None = None) -> Asked
     if m is None:
         return Asked(kind)
     words = m.group(2).split()
+    while len(words) > 1 and words[0].lower() in _MORE:
+        words.pop(0)
     for unit_kind, units in _COUNT_UNITS.items():
         if words[0].lower() in units:
             return Asked(unit_kind)
@@ -137,17 +140,6 @@ def asked(question: str, translate: Callable[[str], str] | None = None) -> Asked
         if stems and translate is not None:
             counted |= set(analyse_query(translate(word)))
     return Asked(kind, frozenset(counted)) if counted else Asked(kind)
-
-
-def asked_type(question: str) -> str | None:
-    """The kind of fact `question` asks for (see `asked`), or None."""
-    found = asked(question)
-    return found.kind if found else None
-
-
-def holds_type(text: str, kind: str | None) -> bool:
-    """Whether `text` holds the kind of fact `kind` (always true for None)."""
-    return kind is None or Asked(kind).held_by(text)
 
 
 # Digits that are not an answer to "how many": references ("artikel 75, lid 1", "(87a)",

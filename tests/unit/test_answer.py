@@ -101,23 +101,23 @@ def test_prompt_budget_trims_sources_never_the_question():
 
 
 def test_answer_types_of_questions_and_sentences():
-    from civicbot.answer.extractive import asked, asked_type, holds_type
+    from civicbot.answer.extractive import Asked, asked
 
-    assert asked_type("Hoeveel rijkskennisinstellingen zijn er?") == "number"
-    assert asked_type("From what date do the rules apply?") == "date"
-    assert asked_type("For how long is the chair appointed?") == "duration"
-    assert asked_type("Wat kost een parkeervergunning?") == "amount"
-    assert holds_type("De rente bedraagt 2%.", "amount")
-    assert not holds_type("Er zijn 24 pagina's onderzocht.", "amount")
+    assert asked("Hoeveel rijkskennisinstellingen zijn er?").kind == "number"
+    assert asked("From what date do the rules apply?").kind == "date"
+    assert asked("For how long is the chair appointed?").kind == "duration"
+    assert asked("Wat kost een parkeervergunning?").kind == "amount"
+    assert Asked("amount").held_by("De rente bedraagt 2%.")
+    assert not Asked("amount").held_by("Er zijn 24 pagina's onderzocht.")
     # "when" alone may ask for a condition: no type, nothing is required of the sentence
-    assert asked_type("When is an organisation required to appoint an officer?") is None
+    assert asked("When is an organisation required to appoint an officer?") is None
     assert asked("Hoeveel instellingen zijn er?").held_by("In Nederland zijn er veertien "
                                                           "instellingen.")
-    assert holds_type("De boete is ten hoogste 5 % van de omzet.", "number")
-    assert not holds_type("Er zijn twee soorten afwegingen.", "number")  # not for "hoe hoog"
-    assert not holds_type("Zie artikel 75, lid 1, en https://example.org/2.", "number")
-    assert holds_type("The term of office shall be five years.", "duration")
-    assert not holds_type("The term of office is renewable once.", "duration")
+    assert Asked("number").held_by("De boete is ten hoogste 5 % van de omzet.")
+    assert not Asked("number").held_by("Er zijn twee soorten afwegingen.")  # not "hoe hoog"
+    assert not Asked("number").held_by("Zie artikel 75, lid 1, en https://example.org/2.")
+    assert Asked("duration").held_by("The term of office shall be five years.")
+    assert not Asked("duration").held_by("The term of office is renewable once.")
 
 
 def test_quotes_favour_the_sentence_with_the_kind_of_fact_asked_for():
@@ -175,6 +175,7 @@ def test_how_many_is_answered_only_by_a_number_of_the_thing_counted():
     assert not requests.held_by("Het ministerie handelt verzoeken op drie manieren af.")
     # units make it a duration or an amount, not a count
     assert asked("Hoeveel extra tijd krijgen aanbieders?").kind == "duration"
+    assert asked("How many more days do providers get?").kind == "duration"
     assert asked("Hoeveel rente rekent Qredits?").kind == "amount"
     # the counted thing may be named in the passage's language (a translation of the word)
     norms = asked("How many norms does the code contain?", lambda word: {"norms": "normen"}
