@@ -13,6 +13,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "nl": "Ik ken onder meer deze documenten: {titles}.",
         "en": "The documents I know include: {titles}.",
     },
+    "nearest": {
+        "nl": "Van de {count} documenten die ik ken, komen deze het dichtst bij uw vraag: "
+              "{titles}.",
+        "en": "Of the {count} documents I know, these come closest to your question: "
+              "{titles}.",
+    },
     "empty": {
         "nl": "Er staan nog geen documenten in mijn collectie.",
         "en": "There are no documents in my collection yet.",

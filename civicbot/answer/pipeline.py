@@ -135,13 +135,19 @@ class AnswerPipeline:
     # ---- the three outcomes ---------------------------------------------------------------
 
     def _refusal(self, question: str, language: str, hits: list[Hit]) -> Answer:
+        """Say so plainly, and say what the collection does hold: the documents closest to
+        the question (what the citizen may have been looking for), else some titles."""
         titles = self.titles()
-        if titles:
-            shown = "; ".join(titles[:5])
-            text = f"{say('refused', language)} {say('covers', language, titles=shown)}"
+        nearest = list(dict.fromkeys(_short(h.title, 90) for h in hits))[:3]
+        if nearest:
+            more = say("nearest", language, count=str(max(len(titles), len(nearest))),
+                       titles="; ".join(nearest))
+        elif titles:
+            more = say("covers", language, titles="; ".join(_short(t, 90) for t in titles[:5]))
         else:
-            text = f"{say('refused', language)} {say('empty', language)}"
-        return Answer(question, text, "refused", language, [], hits)
+            more = say("empty", language)
+        return Answer(question, f"{say('refused', language)} {more}", "refused", language, [],
+                      hits)
 
     def _answer(self, question: str, language: str, hits: list[Hit],
                 on_text: Callable[[str], None] | None) -> Answer:

@@ -83,6 +83,16 @@ def test_low_coverage_is_refused_in_the_question_language():
     assert "documents" in english.text
 
 
+def test_a_refusal_names_the_documents_closest_to_the_question():
+    hits = [_hit(FRIA, "faq.pdf"), _hit(FINES, "act.pdf", 9, "en"), _hit(FRIA, "faq.pdf", 17)]
+    answer = _pipeline(None, hits, coverage=0.1).ask("What does a passport cost?")
+    assert answer.refused
+    assert answer.text.endswith("Of the 2 documents I know, these come closest to your "
+                                "question: FAQ; ACT.")
+    nothing = _pipeline(None, [], coverage=0.1).ask("Wat kost een paspoort?")
+    assert nothing.refused and "dichtst" not in nothing.text and "FAQ" in nothing.text
+
+
 def test_follow_up_is_searched_with_the_previous_question():
     history = [Turn("user", "What does the AI Act say about deep fakes?"),
                Turn("assistant", "…")]
