@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import unicodedata
 import urllib.error
 import urllib.parse
@@ -127,10 +128,15 @@ class SyncState:
     """What the sync remembers between rounds and restarts, in one small JSON file:
     per source its validators, last good sha256 and whether it is failing; per watched file
     its size, mtime and sha256 (so unchanged files are not hashed again) and the sha256 of
-    versions that were rejected (so they are not read and reported again every round)."""
+    versions that were rejected (so they are not read and reported again every round).
+
+    The bot fetches each source and watches the folders in threads of their own, which all
+    save this state: a save writes a copy taken under a lock, through a temporary file of its
+    own thread, so two saves never trip over each other's file."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._lock = threading.Lock()
         data: dict[str, Any] = {}
         if self.path.exists():
             try:
@@ -142,11 +148,17 @@ class SyncState:
         self.rejected: dict[str, str] = data.get("rejected", {})
 
     def source(self, url: str) -> dict[str, Any]:
-        return self.sources.setdefault(url, {})
+        with self._lock:
+            return self.sources.setdefault(url, {})
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps({"sources": self.sources, "files": self.files,
-                                   "rejected": self.rejected}, indent=1), encoding="utf-8")
-        os.replace(tmp, self.path)
+        with self._lock:
+            # Copies (each one step under the GIL), so another thread updating its own
+            # source while this one writes cannot change a dict under json's feet.
+            data = {"sources": {url: dict(s) for url, s in list(self.sources.items())},
+                    "files": dict(self.files), "rejected": dict(self.rejected)}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(
+                f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+            os.replace(tmp, self.path)

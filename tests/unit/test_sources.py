@@ -280,3 +280,36 @@ def test_a_broken_starter_file_is_a_clear_configuration_error(tmp_path):
     cfg = config.build({"sync": {"starter_sources": str(bad)}}, env={})
     with pytest.raises(ConfigError, match=r"starter.toml: sources\[0\].url"):
         starter_sources(cfg, {})
+
+
+def test_sync_state_saves_from_many_threads_at_once(tmp_path):
+    """The bot fetches each source in a thread of its own and each saves the state: saves
+    racing each other used to fail ('.sync-state.json.tmp' renamed away by another thread)."""
+    import json
+    import threading
+
+    from civicbot.sources import SyncState
+
+    state = SyncState(tmp_path / "data" / "sync-state.json")
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(50):
+                state.source(f"https://example.org/{n}.pdf")["etag"] = f"{n}-{i}"
+                state.files[f"file-{n}-{i}"] = [i, i, "sha"]
+                state.save()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    saved = json.loads((tmp_path / "data" / "sync-state.json").read_text(encoding="utf-8"))
+    assert len(saved["sources"]) == 6 and len(saved["files"]) == 300
+    assert not list((tmp_path / "data").glob(".*.tmp"))
+    assert SyncState(tmp_path / "data" / "sync-state.json").source(
+        "https://example.org/3.pdf")["etag"] == "3-49"
