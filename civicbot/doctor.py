@@ -221,7 +221,7 @@ def check_config(d: Doctor) -> Result:
         from civicbot import glossary
 
         try:
-            glossary.configured(d.cfg.resolve(d.cfg.retrieval.glossary))
+            glossary.for_config(d.cfg)
         except ConfigError as exc:
             return Result(False, f"configuration {where}: {exc}",
                           "fix the file, or set [retrieval] glossary = \"\" to use only the "

@@ -79,8 +79,8 @@ def beir(folder: Path, cfg: Config) -> dict[str, float | int]:
     snapshot = Snapshot(Path(tempfile.gettempdir()), embedder.name, {}, chunks,
                         DenseIndex.build(vectors, vectors.shape[1]), lexical, "", crosslingual)
     index_seconds = time.perf_counter() - started
-    retriever = Retriever.from_config(snapshot, embedder, cfg.retrieval, glossary.configured(
-        cfg.resolve(cfg.retrieval.glossary) if cfg.retrieval.glossary else None))
+    retriever = Retriever.from_config(snapshot, embedder, cfg.retrieval,
+                                      glossary.for_config(cfg))
 
     ndcg, r10, r100, mrr = [], [], [], []
     queries = [q for q in _jsonl(folder / "queries.jsonl") if q["_id"] in qrels]

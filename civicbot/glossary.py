@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from civicbot.config import Config
 from civicbot.errors import ConfigError
-
-
-def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
+from civicbot.lang import fold
 
 
 @dataclass(frozen=True)
@@ -59,7 +55,7 @@ class Glossary:
         out: dict[tuple[str, str], list[tuple[re.Pattern[str], str]]] = {}
         for nl, en in self.pairs:
             for source, target, term, translation in (("nl", "en", nl, en), ("en", "nl", en, nl)):
-                pattern = re.compile(rf"(?<![\w-]){re.escape(_fold(term))}(?![\w-])")
+                pattern = re.compile(rf"(?<![\w-]){re.escape(fold(term))}(?![\w-])")
                 out.setdefault((source, target), []).append((pattern, translation))
         for patterns in out.values():  # longest terms first: "geldboete" before "boete"
             patterns.sort(key=lambda p: -len(p[0].pattern))
@@ -68,7 +64,7 @@ class Glossary:
     def translate(self, text: str, source: str, target: str) -> tuple[list[str], str]:
         """The `target`-language terms of the glossary terms in `text` (in language
         `source`), and the rest of the text (folded) with those terms taken out."""
-        rest = _fold(text)
+        rest = fold(text)
         found: list[str] = []
         for pattern, translation in self._patterns.get((source, target), []):
             if pattern.search(rest):
@@ -87,3 +83,10 @@ def builtin() -> Glossary:
 def configured(path: Path | None) -> Glossary:
     """The built-in glossary with the deployer's file, when there is one."""
     return builtin() + Glossary.load(path) if path is not None else builtin()
+
+
+def for_config(cfg: Config) -> Glossary:
+    """The glossary `cfg` asks for: built in, plus `[retrieval] glossary` (relative to the
+    config's folder). A ConfigError when that file cannot be read or parsed."""
+    path = cfg.retrieval.glossary
+    return configured(cfg.resolve(path) if path else None)

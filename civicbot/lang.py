@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 LANGUAGES = ("nl", "en")
 
@@ -14,6 +15,12 @@ _ASKED = {
     "en": re.compile(r"\b(in english|answer in english|in het engels)\b", re.I),
     "nl": re.compile(r"\b(in dutch|in het nederlands|answer in dutch)\b", re.I),
 }
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: "financiële" and "financiele" are one word."""
+    text = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
 
 
 @functools.cache

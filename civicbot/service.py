@@ -34,8 +34,7 @@ class Service:
         self.store = IndexStore(cfg.resolve(cfg.index.path))
         # Term translations for cross-lingual questions: built in, plus `[retrieval] glossary`,
         # read now so a broken file stops the start with a ConfigError, not the first question.
-        path = cfg.retrieval.glossary
-        self.glossary: Glossary = glossary.configured(cfg.resolve(path) if path else None)
+        self.glossary: Glossary = glossary.for_config(cfg)
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
 

@@ -4,6 +4,7 @@ let the local model write, check every sentence, fall back to quoting. See docs/
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import time
@@ -83,6 +84,9 @@ class AnswerPipeline:
         self.link = link
         self.translate = translate
         self.neighbours = neighbours
+        # What a question asks for is needed to retrieve, to decide on refusal and to quote:
+        # worked out once per question (it translates the thing counted in "how many X").
+        self._asked = functools.lru_cache(maxsize=8)(self._what_is_asked)
 
     def ask(self, question: str, history: Sequence[Turn] = (),
             on_text: Callable[[str], None] | None = None) -> Answer:
@@ -222,7 +226,7 @@ class AnswerPipeline:
 
     # ---- pieces ----------------------------------------------------------------------------
 
-    def _asked(self, question: str) -> Asked | None:
+    def _what_is_asked(self, question: str) -> Asked | None:
         return asked(question, self._translated if self.translate else None)
 
     def _translated(self, question: str) -> str:

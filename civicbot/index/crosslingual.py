@@ -18,7 +18,6 @@ import functools
 import json
 import re
 import threading
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from civicbot.errors import IndexError_, ModelError
-from civicbot.lang import LANGUAGES
+from civicbot.lang import LANGUAGES, fold
 from civicbot.model import Chunk
 from civicbot.protocols import Embedder
 
@@ -121,14 +120,9 @@ def chunk_windows(chunks: Sequence[Chunk]) -> tuple[list[str], np.ndarray]:
 # ---- vocabulary and word translation ---------------------------------------------------------
 
 
-def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
-
-
 def surface_words(text: str) -> list[str]:
     """Folded words worth translating: three letters or more, not a number."""
-    return [w for w in _WORD.findall(_fold(text)) if len(w) >= 3 and not w.isdigit()]
+    return [w for w in _WORD.findall(fold(text)) if len(w) >= 3 and not w.isdigit()]
 
 
 def build_vocabulary(chunks: Sequence[Chunk],

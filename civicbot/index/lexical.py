@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from civicbot.errors import IndexError_
-from civicbot.lang import LANGUAGES
+from civicbot.lang import LANGUAGES, fold
 
 _STEMMER_NAMES = {"nl": "dutch", "en": "english"}
 _WORD = re.compile(r"[^\W_]+")
@@ -37,15 +36,9 @@ def _stemmer(language: str):  # type: ignore[no-untyped-def]
     return Stemmer.Stemmer(_STEMMER_NAMES[language])
 
 
-def _fold(text: str) -> str:
-    """Lower case without accents: "financiële" and "financiele" are one word."""
-    text = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
-
-
 def analyse(text: str, language: str) -> list[str]:
     """Words of `text`, folded and stemmed in `language`."""
-    return list(_stemmer(language).stemWords(_WORD.findall(_fold(text))))
+    return list(_stemmer(language).stemWords(_WORD.findall(fold(text))))
 
 
 def analyse_query(text: str) -> list[str]:
