@@ -191,7 +191,9 @@ def confidences(path: Path, service: Any) -> list[tuple[float, bool]]:
 
 def calibrate(pairs: list[tuple[float, bool]], max_false_refusals: float = 0.1) -> float:
     """The refusal threshold that refuses the most unanswerable questions while refusing at
-    most `max_false_refusals` of the answerable ones; midway between neighbouring scores."""
+    most `max_false_refusals` of the answerable ones, and of those thresholds the one that
+    refuses the fewest answerable questions: midway between the highest unanswerable score it
+    refuses and the next answerable score (the widest margin on both sides)."""
     answerable = sorted(s for s, a in pairs if a)
     unanswerable = [s for s, a in pairs if not a]
     if not answerable:
@@ -201,7 +203,10 @@ def calibrate(pairs: list[tuple[float, bool]], max_false_refusals: float = 0.1) 
     ceiling = answerable[allowed]  # the threshold must not exceed this score
     below = [s for s in unanswerable if s < ceiling]
     floor = max(below, default=0.0)
-    return round((floor + ceiling) / 2, 4)
+    # Refusing the same unanswerable questions, a threshold just above `floor` refuses fewer
+    # answerable ones than one just below `ceiling`.
+    above = min(s for s in answerable if s > floor)
+    return round((floor + above) / 2, 4)
 
 
 def calibration_check(pairs: list[tuple[float, bool]],

@@ -168,7 +168,7 @@ MODELS_DIR = "models"
 
 # The refusal threshold on retrieval coverage, calibrated with `civicbot eval calibrate`
 # (docs/answering.md explains how and on what data).
-CALIBRATED_THRESHOLD = 0.34
+CALIBRATED_THRESHOLD = 0.317
 
 
 @functools.cache
