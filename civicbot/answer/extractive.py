@@ -28,7 +28,12 @@ _ASKS = {
     "date": re.compile(
         r"\b(welke datum|op welke dag|vanaf wanneer|sinds wanneer|tot wanneer|in welk jaar|"
         r"what date|which date|from what date|from when|since when|by when|until when|"
-        r"in what year|which year)\b", re.I),
+        r"in what year|which year|"
+        # "when does it apply / enter into force" asks for a date, "when is X required" not
+        r"when (does|do|will|did) .{1,60}\b(apply|start|begin|take effect|enter into force|"
+        r"come into force|become applicable)|"
+        r"wanneer .{0,60}\b(in werking|van toepassing|ingaan|gaat .{1,40} in|gaan .{1,40} in))\b",
+        re.I),
     "duration": re.compile(
         r"\b(hoe lang|hoe vaak|binnen welke (termijn|periode|tijd)|binnen hoeveel|looptijd|"
         r"how long|how often|for how long|within (what|which|how many)|what period)\b", re.I),
@@ -99,6 +104,8 @@ class Asked:
         """Whether `text` holds this kind of fact."""
         if self.kind == "name":
             return _holds_name(text, self.question_words)
+        if self.kind == "date":  # "Verordening (EU) 2024/1689" names a law, not a date
+            text = _REFERENCE.sub(" ", text)
         if self.kind == "number":
             text = _NOT_A_QUANTITY.sub(" ", text)
             if self.counted:
@@ -145,6 +152,9 @@ def asked(question: str, translate: Callable[[str], str] | None = None) -> Asked
 # Digits that are not an answer to "how many": references ("artikel 75, lid 1", "(87a)",
 # "Regulation (EU) 2023/988", "Woo/2023/035"), years, page marks ("5 / 24", "pagina 1 van 7"),
 # list and footnote marks at the start or end of a sentence, and web addresses.
+# A law's or a file's number starts with its year ("(EU) 2024/1689", "Woo/2023/035"); a date
+# in digits ends with it ("12/05/2023").
+_REFERENCE = re.compile(r"[\w-]*\b(1[89]|20)\d\d/\d+[\w/-]*")
 _NOT_A_QUANTITY = re.compile(
     r"https?://\S+|www\.\S+|\b\d+ / \d+\b|\b(pagina|page) \d+ (van|of) \d+\b|"
     r"[\w-]*\d+/\d+[\w/-]*|\b(1[89]|20)\d\d\b|\s\d+\.$|"

@@ -130,6 +130,23 @@ def test_answer_types_of_questions_and_sentences():
     assert not Asked("duration").held_by("The term of office is renewable once.")
 
 
+def test_when_something_starts_to_apply_asks_for_a_date():
+    from civicbot.answer.extractive import Asked, asked
+
+    assert asked("When does the AI Act apply to general-purpose AI models?").kind == "date"
+    assert asked("When will the regulation enter into force?").kind == "date"
+    assert asked("Wanneer treedt de AI-verordening in werking?").kind == "date"
+    assert asked("Wanneer zijn de regels voor verboden AI van toepassing?").kind == "date"
+    assert asked("Wanneer gaat de informatieplicht in?").kind == "date"
+    # ... but "when" for a condition does not
+    assert asked("Wanneer wordt een ministerie zelf als aanbieder gezien?") is None
+    # A law's or a file's number starts with a year and is not a date; a date ends with one.
+    date = Asked("date")
+    assert not date.held_by("Zie artikel 75 van Verordening (EU) 2024/1689 en Woo/2023/035.")
+    assert date.held_by("Verordening (EU) 2024/1689 is op 1 augustus 2024 in werking getreden.")
+    assert date.held_by("Het verzoek is op 12/05/2023 ontvangen.")
+
+
 def test_quotes_favour_the_sentence_with_the_kind_of_fact_asked_for():
     general = _hit("De Raad benoemt een voorzitter uit zijn leden. De voorzitter leidt de "
                    "vergaderingen van de Raad en vertegenwoordigt de Raad.", "a.pdf", 3)
