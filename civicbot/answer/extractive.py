@@ -32,7 +32,7 @@ _ASKS = {
         # "when does it apply / enter into force" asks for a date, "when is X required" not
         r"when (does|do|will|did) .{1,60}\b(apply|start|begin|take effect|enter into force|"
         r"come into force|become applicable)|"
-        r"wanneer .{0,60}\b(in werking|van toepassing|ingaan|gaat .{1,40} in|gaan .{1,40} in))\b",
+        r"wanneer .{0,60}\b(in werking|van toepassing|ingaan|(gaat|gaan) .{1,40} in\s*(\?|$)))",
         re.I),
     "duration": re.compile(
         r"\b(hoe lang|hoe vaak|binnen welke (termijn|periode|tijd)|binnen hoeveel|looptijd|"
@@ -149,12 +149,12 @@ def asked(question: str, translate: Callable[[str], str] | None = None) -> Asked
     return Asked(kind, frozenset(counted)) if counted else Asked(kind)
 
 
+# Not a date: a law's or a file's number starts with its year ("(EU) 2024/1689",
+# "Woo/2023/035"); a date in digits ends with it ("12/05/2023").
+_REFERENCE = re.compile(r"[\w-]*\b(1[89]|20)\d\d/\d+[\w/-]*")
 # Digits that are not an answer to "how many": references ("artikel 75, lid 1", "(87a)",
 # "Regulation (EU) 2023/988", "Woo/2023/035"), years, page marks ("5 / 24", "pagina 1 van 7"),
 # list and footnote marks at the start or end of a sentence, and web addresses.
-# A law's or a file's number starts with its year ("(EU) 2024/1689", "Woo/2023/035"); a date
-# in digits ends with it ("12/05/2023").
-_REFERENCE = re.compile(r"[\w-]*\b(1[89]|20)\d\d/\d+[\w/-]*")
 _NOT_A_QUANTITY = re.compile(
     r"https?://\S+|www\.\S+|\b\d+ / \d+\b|\b(pagina|page) \d+ (van|of) \d+\b|"
     r"[\w-]*\d+/\d+[\w/-]*|\b(1[89]|20)\d\d\b|\s\d+\.$|"

@@ -140,6 +140,7 @@ def test_when_something_starts_to_apply_asks_for_a_date():
     assert asked("Wanneer gaat de informatieplicht in?").kind == "date"
     # ... but "when" for a condition does not
     assert asked("Wanneer wordt een ministerie zelf als aanbieder gezien?") is None
+    assert asked("Wanneer gaat de minister in gesprek met de Kamer?") is None
     # A law's or a file's number starts with a year and is not a date; a date ends with one.
     date = Asked("date")
     assert not date.held_by("Zie artikel 75 van Verordening (EU) 2024/1689 en Woo/2023/035.")

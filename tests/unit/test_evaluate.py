@@ -23,7 +23,6 @@ def test_an_unanswerable_question_above_the_allowance_is_given_up():
     answerable = [0.3, 0.4, 0.45] + [0.6 + 0.01 * i for i in range(7)]
     pairs = [(s, True) for s in answerable] + [(0.2, False), (0.5, False)]
     threshold = calibrate(pairs, max_false_refusals=0.1)
-    assert 0.2 < threshold < 0.3
     assert threshold == pytest.approx(0.25)
 
 
