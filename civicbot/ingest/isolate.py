@@ -3,8 +3,9 @@ decompression bomb, an endless loop or a parser crash costs one rejected file, n
 
 One long-lived worker (started on first use, with the `spawn` method so it inherits no
 threads, locks or models of the bot) parses one file at a time: only the parsing runs there
-(pypdf, the HTML and text readers); cleaning, OCR, chunking and embedding stay in the
-calling process, whose models are never loaded twice. Before each file the worker raises
+(pypdf, the HTML and text readers, PDFium's page measuring and rendering for OCR); cleaning,
+Tesseract, chunking and embedding stay in the calling process, whose models are never
+loaded twice. Before each file the worker raises
 its soft CPU limit to the time it has used plus `cpu_s`, so the limit counts per file; the
 kernel ends it with SIGXCPU when a file takes longer. Memory is capped by RLIMIT_AS: an
 allocation beyond it raises MemoryError in the worker. A wall-clock limit covers what uses

@@ -35,3 +35,8 @@ def burn(seconds: float) -> str:
 
 def answer() -> int:
     return 42
+
+
+def spin_render(path: object, number: int, dpi: int) -> bytes:
+    spin()
+    return b""

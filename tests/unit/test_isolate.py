@@ -98,3 +98,27 @@ def test_a_looping_parse_is_a_corrupt_document(tmp_path, monkeypatch):
             parse(path, worker)
     finally:
         worker.close()
+
+
+def test_ocr_rendering_runs_in_the_worker_and_a_stuck_page_fails_alone(tmp_path, monkeypatch):
+    import shutil
+
+    from civicbot.ingest import isolate, ocr
+    from civicbot.ingest.reader import OcrResult
+    from tests.unit.isolate_tasks import spin_render
+
+    if shutil.which("tesseract") is None:
+        pytest.skip("Tesseract is not installed")
+    worker = Worker(cpu_s=1, wall_s=60)
+    monkeypatch.setattr(isolate, "_shared", worker)
+    monkeypatch.setattr(ocr, "render_page", spin_render)
+    path = tmp_path / "scan.pdf"
+    path.write_bytes((CORPUS / MOTIE).read_bytes())
+    try:
+        started = time.monotonic()
+        results = ocr.TesseractOcr().recognise(path, [1, 2, 3])
+        # the first page stopped the worker; the others are not tried
+        assert results == {n: OcrResult("failed") for n in (1, 2, 3)}
+        assert time.monotonic() - started < 30
+    finally:
+        worker.close()
