@@ -134,7 +134,10 @@ class _Watch:
     @staticmethod
     def _shut(sock: socket.socket) -> None:
         try:
-            sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked read in the other thread
+            # The plain socket's shutdown, also for a TLS socket (whose own shutdown would
+            # pull its TLS state from under a read in the other thread): the read wakes up
+            # with an end of file or an error.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
         except OSError:
             pass
 
@@ -161,6 +164,10 @@ def _guarded(base: type[http.client.HTTPConnection], watch: _Watch) -> Any:
                 return sock
 
             self._create_connection = create
+
+        def connect(self) -> None:
+            super().connect()
+            watch.add(self.sock)  # for https the TLS socket that now owns the connection
 
     return Guarded
 

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,7 @@ class Server:
     routes: dict[str, Route | Callable[[], Route]]
     url: str = ""
     seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    httpd: Any = None
 
 
 @contextlib.contextmanager
@@ -48,10 +50,13 @@ def serving(routes: dict, host: str = "127.0.0.1") -> Iterator[Server]:
                 self.send_header(key, value)
             if route.dribble:
                 self.end_headers()  # no length: the body ends when the connection does
-                for byte in route.body:
-                    self.wfile.write(bytes([byte]))
-                    self.wfile.flush()
-                    time.sleep(route.dribble)
+                try:
+                    for byte in route.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(route.dribble)
+                except OSError:  # the client gave up (as it should)
+                    pass
                 return
             self.send_header("Content-Length", str(len(route.body)))
             self.end_headers()
@@ -67,6 +72,7 @@ def serving(routes: dict, host: str = "127.0.0.1") -> Iterator[Server]:
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     server_.url = f"http://{host}:{httpd.server_address[1]}"
+    server_.httpd = httpd
     try:
         yield server_
     finally:
@@ -201,3 +207,56 @@ def test_a_token_does_not_follow_a_redirect_to_another_host():
         http_json("GET", f"{homeserver.url}/here", token="SECRET")  # the same origin: kept
         assert homeserver.seen[-1][0] == "/whoami"
         assert homeserver.seen[-1][1].get("Authorization") == "Bearer SECRET"
+
+
+def self_signed(tmp_path):
+    """A certificate and key for 127.0.0.1, made here."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_the_deadline_also_cuts_an_https_download(tmp_path, monkeypatch):
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    client = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(ssl, "_create_default_https_context", lambda: client)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    slow = Route(body=b"x" * 100, dribble=0.2, headers={"Content-Type": "text/plain"})
+    quick = Route(body=b"complete", headers={"Content-Type": "text/plain"})
+    with serving({"/slow.txt": slow, "/quick.txt": quick}) as site:
+        httpd_socket = site.httpd.socket
+        site.httpd.socket = server_ctx.wrap_socket(httpd_socket, server_side=True)
+        url = site.url.replace("http://", "https://")
+        fetched = fetch(f"{url}/quick.txt", tmp_path / "downloads" / "quick.txt", timeout=10)
+        assert fetched.path is not None and fetched.path.read_bytes() == b"complete"
+        started = time.monotonic()
+        with pytest.raises(SourceFailed) as info:
+            fetch(f"{url}/slow.txt", tmp_path / "downloads" / "slow.txt", timeout=1.5)
+        assert info.value.reason == "timeout", info.value
+        assert time.monotonic() - started < 6
+    assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == ["quick.txt"]
