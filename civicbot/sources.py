@@ -161,8 +161,8 @@ def fetch(url: str, dest: Path, etag: str = "", last_modified: str = "",
                            f"{exc.reason}") from exc
     except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        if isinstance(exc, Refused) or isinstance(reason, Refused):  # urllib may wrap it
-            refused = exc if isinstance(exc, Refused) else reason
+        refused = exc if isinstance(exc, Refused) else reason  # urllib may wrap it
+        if isinstance(refused, Refused):
             raise SourceFailed("refused-redirect", (
                 f"refused: the download led to {refused.reason}")) from exc
         if opener.expired or isinstance(reason, TimeoutError):

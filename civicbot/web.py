@@ -149,7 +149,7 @@ def _guarded(base: type[http.client.HTTPConnection], watch: _Watch) -> Any:
     class Guarded(base):  # type: ignore[valid-type, misc]
         def __init__(self, *args: Any, **kwargs: Any):
             super().__init__(*args, **kwargs)
-            plain = self._create_connection
+            plain = self._create_connection  # type: ignore[has-type]
 
             def create(address: Any, *rest: Any) -> socket.socket:
                 sock = plain(address, *rest)
@@ -204,7 +204,8 @@ class SourceOpener:
 
         class Secure(urllib.request.HTTPSHandler):
             def https_open(self, req: urllib.request.Request) -> Any:
-                return self.do_open(https_class, req, context=self._context)
+                return self.do_open(https_class, req,
+                                    context=self._context)  # type: ignore[attr-defined]
 
         self._opener = urllib.request.build_opener(Plain(), Secure(),
                                                    _SourceRedirects(self.reach))
