@@ -8,16 +8,20 @@ Tesseract, chunking and embedding stay in the calling process, whose models are 
 loaded twice. Before each file the worker raises
 its soft CPU limit to the time it has used plus `cpu_s`, so the limit counts per file; the
 kernel ends it with SIGXCPU when a file takes longer. Memory is capped by RLIMIT_AS: an
-allocation beyond it raises MemoryError in the worker. A wall-clock limit covers what uses
-no CPU (a parser waiting forever). A worker that died or was killed is replaced on the next
-file.
+allocation beyond it raises MemoryError in the worker. A worker that uses no CPU at all
+for `stall_s` (a parser waiting forever) is stopped too. There is no limit on wall-clock
+time as such: on a busy machine a large legitimate file may take many times its CPU time,
+and rejecting it then would keep it out for good (a rejected version is not read again). A
+worker that died or was killed is replaced on the next file.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -30,7 +34,7 @@ log = logging.getLogger(__name__)
 
 # A 300-page policy PDF takes pypdf about 20 s of CPU here; these leave ample room.
 CPU_SECONDS = 120
-WALL_SECONDS = 300
+STALL_SECONDS = 120  # without any CPU progress
 MEMORY_BYTES = 2 << 30  # address space of the worker (Python and pypdf need ~100 MB)
 
 
@@ -73,9 +77,9 @@ def _serve(conn: Connection, cpu_s: int, memory_bytes: int) -> None:
 class Worker:
     """Runs functions in the limited worker process, one call at a time."""
 
-    def __init__(self, cpu_s: int = CPU_SECONDS, wall_s: float = WALL_SECONDS,
+    def __init__(self, cpu_s: int = CPU_SECONDS, stall_s: float = STALL_SECONDS,
                  memory_bytes: int = MEMORY_BYTES):
-        self.cpu_s, self.wall_s, self.memory_bytes = cpu_s, wall_s, memory_bytes
+        self.cpu_s, self.stall_s, self.memory_bytes = cpu_s, stall_s, memory_bytes
         self._lock = threading.Lock()
         self._proc: Any = None
         self._conn: Connection | None = None
@@ -88,9 +92,9 @@ class Worker:
             conn = self._start()
             try:
                 conn.send((fn, args))
-                if not conn.poll(self.wall_s):
+                if not self._wait(conn):
                     self._stop()
-                    raise WorkerLimit(f"it took longer than {self.wall_s:g} s")
+                    raise WorkerLimit(f"it made no progress for {self.stall_s:g} s")
                 reply = conn.recv()
             except (EOFError, OSError, BrokenPipeError):
                 code = None
@@ -111,6 +115,20 @@ class Worker:
             if kind in ("MemoryError", "RecursionError"):
                 self._stop()  # its state is not to be trusted after that
             raise RuntimeError(f"{kind}: {message}")
+
+    def _wait(self, conn: Connection) -> bool:
+        """Wait for the worker's answer while it keeps using CPU; False once it used none
+        for `stall_s` (without /proc, once `stall_s` passed)."""
+        step = min(5.0, self.stall_s)
+        used, still_since = _cpu_seconds(self._proc.pid), time.monotonic()
+        while not conn.poll(step):
+            now_used = _cpu_seconds(self._proc.pid)
+            if now_used is None or now_used <= (used or 0.0):
+                if time.monotonic() - still_since >= self.stall_s:
+                    return False
+            else:
+                used, still_since = now_used, time.monotonic()
+        return True
 
     def _start(self) -> Connection:
         if self._proc is not None and self._proc.is_alive() and self._conn is not None:
@@ -138,6 +156,15 @@ class Worker:
     def close(self) -> None:
         with self._lock:
             self._stop()
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """The CPU time a process has used (Linux /proc), None when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _death(code: int | None, cpu_s: int) -> str:
