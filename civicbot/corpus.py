@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,9 +106,12 @@ def expand(paths: Iterable[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             # A folder's README explains the folder (corpus/README.md does); it is not a
-            # document. Named on its own it is ingested like any file.
+            # document. Named on its own it is ingested like any file. A symbolic link that
+            # leads out of the folder is not followed: a corpus folder holds what it holds.
+            inside = path.resolve()
             files.extend(sorted(p for p in path.rglob("*") if p.is_file() and supported(p)
-                                and not p.name.lower().startswith("readme.")))
+                                and not p.name.lower().startswith("readme.")
+                                and p.resolve().is_relative_to(inside)))
         else:
             files.append(path)
     return files
@@ -264,6 +267,12 @@ class Corpus:
             return IngestReport(name, "rejected", reason="unreadable",
                                 message=f"the file cannot be read ({exc.strerror})",
                                 source=source), None
+        except Exception as exc:  # noqa: BLE001 - one odd file must not abort a batch
+            log.warning("rejected %s: the reader failed (%s: %s)", name, type(exc).__name__,
+                        exc)
+            return IngestReport(name, "rejected", reason="corrupt", message=(
+                f"this file cannot be read ({type(exc).__name__}); open it in a viewer, save "
+                "or export it again, and add the new file"), sha256=sha, source=source), None
 
         chunks = self._prepare(doc)
         info = new_docinfo(name, doc.title, doc.sha256, doc.page_count, doc.language,
@@ -280,6 +289,12 @@ class Corpus:
         (Tesseract was missing, or OCR off) and OCR can read them now."""
         return (self.ocr is not None and any(s.reason in _OCR_WOULD_READ for s in info.skipped)
                 and self.ocr.available())
+
+    def restore(self, docs: Mapping[str, DocInfo]) -> None:
+        """Make `docs` (an earlier `documents()`) the index again: undoes an ingest whose
+        file could not be stored. Their passages and vectors are still in the cache."""
+        with self.store.writer_lock():
+            self._commit(list(docs.values()))
 
     def remove(self, names: Sequence[str]) -> list[IngestReport]:
         """Take documents out of the index by file name."""

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 from civicbot import config as config_mod
 from civicbot.config import Config
 from civicbot.errors import CivicbotError, ConfigError
+from civicbot.web import open_authorized
 
 _HTTP_TIMEOUT_S = 10.0
 _MB = 1_000_000
@@ -182,7 +183,7 @@ def http_json(method: str, url: str, body: dict[str, Any] | None = None,
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=_HTTP_TIMEOUT_S) as resp:
+        with open_authorized(req, timeout=_HTTP_TIMEOUT_S) as resp:
             return resp.status, dict(json.loads(resp.read() or b"{}"))
     except urllib.error.HTTPError as exc:
         try:

@@ -55,8 +55,14 @@ def _create_room(hs: Homeserver, token: str) -> str:
 def _save(path: Path, data: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.chmod(tmp, 0o600)
+    tmp.unlink(missing_ok=True)
+    # Created 0600: a token and a password never sit in a world-readable file, not even
+    # between a write and a chmod.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(data, indent=1))
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 

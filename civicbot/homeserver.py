@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from civicbot.errors import MatrixError
+from civicbot.web import open_authorized
 
 _STARTUP_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 10.0
@@ -299,7 +300,7 @@ class Homeserver:
             headers["Authorization"] = f"Bearer {token}"
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with open_authorized(req, timeout=30) as resp:
                 return json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", errors="replace")[:500]

@@ -10,9 +10,11 @@ current and nothing is downloaded.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
+import tempfile
 import threading
 import unicodedata
 import urllib.error
@@ -24,9 +26,13 @@ from typing import Any
 
 from civicbot import __version__
 from civicbot.errors import CivicbotError
+from civicbot.web import Refused, SourceOpener
 
 USER_AGENT = f"civicbot/{__version__} (+document sync)"
-MAX_NAME = 120
+MAX_NAME = 120  # characters: names stay readable in listings
+# 255 bytes is the name limit of common file systems (a character takes up to 4 in UTF-8);
+# the attic prefixes a 23-byte time stamp.
+MAX_NAME_BYTES = 200
 
 
 class SourceFailed(CivicbotError):
@@ -39,20 +45,28 @@ class SourceFailed(CivicbotError):
 
 def safe_file_name(raw: str) -> str | None:
     """A file name from an untrusted string (an upload's name, the end of a URL): the last
-    path component only, no control characters, no leading dots (hidden files), at most
-    MAX_NAME characters, extension kept. None when nothing usable remains."""
+    path component only, no control characters, no leading dots or spaces (hidden files), at
+    most MAX_NAME characters and MAX_NAME_BYTES bytes in UTF-8 (file systems count bytes, and
+    the attic adds a time prefix), extension kept. None when nothing usable remains."""
     name = unicodedata.normalize("NFC", raw).replace("\\", "/").split("/")[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
-    name = re.sub(r"\s+", " ", name).strip().lstrip(".").strip()
+    # " .  .x.pdf": dots and spaces in any mix would leave a hidden ".x.pdf" after a strip.
+    name = re.sub(r"\s+", " ", name).lstrip(". ").rstrip()
     if name in ("", ".", ".."):
         return None
-    if len(name) > MAX_NAME:
+    if len(name) > MAX_NAME or len(name.encode()) > MAX_NAME_BYTES:
         stem, dot, ext = name.rpartition(".")
-        if dot and 0 < len(ext) <= 10:
-            name = stem[: MAX_NAME - len(ext) - 1].rstrip() + "." + ext
+        if dot and 0 < len(ext.encode()) <= 10:
+            name = _clip(stem, MAX_NAME - len(ext) - 1,
+                         MAX_NAME_BYTES - len(ext.encode()) - 1).rstrip() + "." + ext
         else:
-            name = name[:MAX_NAME]
-    return name
+            name = _clip(name, MAX_NAME, MAX_NAME_BYTES)
+    return name or None
+
+
+def _clip(text: str, chars: int, size: int) -> str:
+    """The longest start of `text` of at most `chars` characters and `size` bytes in UTF-8."""
+    return text[:chars].encode()[:size].decode(errors="ignore")
 
 
 def name_from_url(url: str) -> str | None:
@@ -71,10 +85,37 @@ class Fetched:
     last_modified: str = ""
 
 
+# What a server may say a document is, by the file name's extension. A PDF is often sent as
+# a generic binary; an HTML page where a PDF was expected (a login or error page) is refused.
+_TYPES = {
+    ".pdf": {"application/pdf", "application/x-pdf", "application/octet-stream",
+             "binary/octet-stream", "application/download", "application/force-download"},
+    ".html": {"text/html", "application/xhtml+xml"},
+    ".htm": {"text/html", "application/xhtml+xml"},
+    ".txt": {"text/plain", "application/octet-stream"},
+    ".md": {"text/markdown", "text/x-markdown", "text/plain", "application/octet-stream"},
+    ".markdown": {"text/markdown", "text/x-markdown", "text/plain", "application/octet-stream"},
+}
+
+
+def check_type(name: str, content_type: str) -> None:
+    """SourceFailed("wrong-type") when a server's Content-Type contradicts the file name.
+    No Content-Type at all is accepted (the reader checks the bytes anyway)."""
+    declared = content_type.split(";", 1)[0].strip().lower()
+    allowed = _TYPES.get(Path(name).suffix.lower())
+    if declared and allowed is not None and declared not in allowed:
+        raise SourceFailed("wrong-type", (
+            f"the server sent {declared}, not a {Path(name).suffix.lower()} file (a login or "
+            "error page?); check the URL"))
+
+
 def fetch(url: str, dest: Path, etag: str = "", last_modified: str = "",
-          timeout: float = 60.0, max_bytes: int = 100_000_000) -> Fetched:
+          timeout: float = 60.0, max_bytes: int = 100_000_000, homeserver: str = "") -> Fetched:
     """GET `url` into the file `dest` unless the validators show our copy is current.
-    The file is complete and fsync'd when this returns; on failure nothing is left."""
+    The file is complete and fsync'd when this returns; on failure nothing is left.
+    `timeout` bounds the whole download (redirects included), not each read; redirects
+    follow the rules of `civicbot.web.SourceOpener` (`homeserver`: the address never to go to).
+    """
     headers = {"User-Agent": USER_AGENT}
     if etag:
         headers["If-None-Match"] = etag
@@ -82,44 +123,51 @@ def fetch(url: str, dest: Path, etag: str = "", last_modified: str = "",
         headers["If-Modified-Since"] = last_modified
     request = urllib.request.Request(url, headers=headers)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(f".{dest.name}.part")
+    # A temporary file of its own: two downloads to the same name never share one.
+    fd, part_name = tempfile.mkstemp(dir=dest.parent, prefix=".", suffix=".part")
+    part = Path(part_name)
+    opener = SourceOpener(url, homeserver, timeout)
     try:
         # Only http(s) addresses get here (config checks them), never file:// or others.
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
+        with os.fdopen(fd, "wb") as fh, opener, opener.open(request, timeout) as resp:
             length = resp.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
                 raise SourceFailed("too-large", (
                     f"the file is {int(length) / 1e6:.1f} MB, more than the limit of "
                     f"{max_bytes / 1e6:.0f} MB ([sync] max_file_mb)"))
+            check_type(dest.name, resp.headers.get("Content-Type", "") or "")
             digest = hashlib.sha256()
             size = 0
-            with part.open("wb") as fh:
-                while block := resp.read(1 << 16):
-                    size += len(block)
-                    if size > max_bytes:
-                        raise SourceFailed("too-large", f"the file is larger than the limit of "
-                                           f"{max_bytes / 1e6:.0f} MB ([sync] max_file_mb)")
-                    digest.update(block)
-                    fh.write(block)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(part, dest)
-            return Fetched(dest, digest.hexdigest(), resp.headers.get("ETag", "") or "",
-                           resp.headers.get("Last-Modified", "") or "")
+            while block := resp.read(1 << 16):
+                size += len(block)
+                if size > max_bytes:
+                    raise SourceFailed("too-large", f"the file is larger than the limit of "
+                                       f"{max_bytes / 1e6:.0f} MB ([sync] max_file_mb)")
+                digest.update(block)
+                fh.write(block)
+            if opener.expired:  # the deadline shut the socket: what came is not all
+                raise TimeoutError
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(part, dest)
+        return Fetched(dest, digest.hexdigest(), resp.headers.get("ETag", "") or "",
+                       resp.headers.get("Last-Modified", "") or "")
+    except SourceFailed:
+        raise
     except urllib.error.HTTPError as exc:
         if exc.code == 304:
             return Fetched(None, etag=etag, last_modified=last_modified)
         raise SourceFailed(f"http-{exc.code}", f"the server answered {exc.code} "
                            f"{exc.reason}") from exc
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, TimeoutError):
-            raise SourceFailed("timeout", f"no answer within {timeout:g} s") from exc
+    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        refused = exc if isinstance(exc, Refused) else reason  # urllib may wrap it
+        if isinstance(refused, Refused):
+            raise SourceFailed("refused-redirect", (
+                f"refused: the download led to {refused.reason}")) from exc
+        if opener.expired or isinstance(reason, TimeoutError):
+            raise SourceFailed("timeout", f"not downloaded within {timeout:g} s") from exc
         raise SourceFailed("network", f"the server cannot be reached ({reason})") from exc
-    except TimeoutError as exc:
-        raise SourceFailed("timeout", f"no answer within {timeout:g} s") from exc
-    except OSError as exc:
-        raise SourceFailed("network", f"the download failed ({exc})") from exc
     finally:
         part.unlink(missing_ok=True)
 

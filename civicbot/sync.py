@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 import os
 import time
@@ -179,7 +180,8 @@ class Syncer:
         name = source_name(src)
         state = self.state.source(src.url)
         good = self.sources_dir / name
-        incoming = self.sources_dir / ".incoming" / name
+        # Per URL: two sources whose URLs end in the same name never share a download.
+        incoming = self.sources_dir / ".incoming" / _url_key(src.url) / name
         current = self.curator.corpus.documents().get(name)
         if current is not None and current.source != src.url:
             return SourceReport(src.url, name, "failed", (
@@ -192,7 +194,8 @@ class Syncer:
                 etag=state.get("etag", "") if have_copy else "",
                 last_modified=state.get("last_modified", "") if have_copy else "",
                 timeout=self.cfg.sync.timeout_s,
-                max_bytes=self.cfg.sync.max_file_mb * 1_000_000)
+                max_bytes=self.cfg.sync.max_file_mb * 1_000_000,
+                homeserver=self.cfg.matrix.homeserver)
         except SourceFailed as exc:
             return self._failed(src, name, str(exc), have_copy)
         if fetched.path is None:  # 304: our copy is current
@@ -264,6 +267,10 @@ class Syncer:
 
 def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
+
+
+def _url_key(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def _now() -> str:

@@ -154,10 +154,12 @@ def asked(question: str, translate: Callable[[str], str] | None = None) -> Asked
 _REFERENCE = re.compile(r"[\w-]*\b(1[89]|20)\d\d/\d+[\w/-]*")
 # Digits that are not an answer to "how many": references ("artikel 75, lid 1", "(87a)",
 # "Regulation (EU) 2023/988", "Woo/2023/035"), years, page marks ("5 / 24", "pagina 1 van 7"),
-# list and footnote marks at the start or end of a sentence, and web addresses.
+# list and footnote marks at the start or end of a sentence, and web addresses. A "12/3"-like
+# token is only tried from its first character: the same matches, in linear time (it was
+# cubic on long digit runs: 0.4 s at 800 digits).
 _NOT_A_QUANTITY = re.compile(
     r"https?://\S+|www\.\S+|\b\d+ / \d+\b|\b(pagina|page) \d+ (van|of) \d+\b|"
-    r"[\w-]*\d+/\d+[\w/-]*|\b(1[89]|20)\d\d\b|\s\d+\.$|"
+    r"(?<![\w-])[\w-]*\d/\d[\w/-]*|\b(1[89]|20)\d\d\b|\s\d+\.$|"
     r"\b\d{1,2} (jan|feb|febr|mar|mrt|apr|mei|may|jun|jul|aug|sep|sept|okt|oct|nov|dec)[a-z]*\b|"
     r"\b(artikel|article|art\.|artt?\.|lid|leden|paragraph|punt|point|"
     r"annex|bijlage|nummer|nr\.|no\.|p\.|pp\.|blz\.)\s*\d+[a-z]?|^\(?\d+[a-z]?\)?\s|\(\d+[a-z]?\)",

@@ -251,6 +251,8 @@ class IndexStore:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with tmp.open("wb") as fh:
             np.savez(fh, vectors=vectors.astype(np.float32), owner=owner.astype(np.int64))
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
 
     def cache_document(
@@ -261,8 +263,13 @@ class IndexStore:
         rows = [dataclasses.asdict(c) for c in chunks]
         _write_atomic(self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.json",
                       json.dumps(rows, ensure_ascii=False).encode())
+        # fsync'd like every other file the index relies on: a power cut after the commit
+        # must not leave a generation pointing at an empty cache file.
         tmp = self.docs_dir / f".{sha256}.{os.getpid()}.npy"
-        np.save(tmp, vectors.astype(np.float32))
+        with tmp.open("wb") as fh:
+            np.save(fh, vectors.astype(np.float32))
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.{_model_key(model)}.npy")
 
     # ---- writing ---------------------------------------------------------------------------

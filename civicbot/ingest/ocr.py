@@ -1,6 +1,8 @@
 """The OCR adapter: pypdfium2 renders a page, the `tesseract` program reads it (docs/ocr.md).
 
-The only module that imports pypdfium2 or runs Tesseract. Each page is read by its own
+The only module that imports pypdfium2 or runs Tesseract. PDFium runs in the limited
+parsing worker (civicbot/ingest/isolate.py), like pypdf: a hostile file stops the worker,
+not the bot. Each page is read by its own
 `tesseract` process, at most `workers` at a time, each killed after the page time limit; a
 document gets at most `max_pages_per_document` pages read. Tesseract's per-word confidences
 decide what is kept: handwriting, stamps and redaction blocks come out as low-confidence
@@ -21,7 +23,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from civicbot.errors import ConfigError
+from civicbot.errors import ConfigError, DocumentError
+from civicbot.ingest import isolate
 from civicbot.ingest.reader import OCR_INSTALL_HINT, OcrResult
 
 log = logging.getLogger(__name__)
@@ -158,25 +161,14 @@ class TesseractOcr:
 
     def image_cover(self, path: Path, numbers: Sequence[int]) -> dict[int, float]:
         """The share of each page's area drawn by images (0-1; overlapping images counted
-        once per image, capped at 1). A scan, or text drawn as images, covers most of it."""
-        import pypdfium2 as pdfium
-        import pypdfium2.raw as pdfium_c
-
-        out: dict[int, float] = {}
-        pdf = pdfium.PdfDocument(path)
+        once per image, capped at 1). A scan, or text drawn as images, covers most of it.
+        Measured by PDFium in the limited worker process (civicbot/ingest/isolate.py); a
+        file that makes it fail counts as covering nothing."""
         try:
-            for n in numbers:
-                page = pdf[n - 1]
-                width, height = page.get_size()
-                area = 0.0
-                for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=4):
-                    left, bottom, right, top = obj.get_bounds()
-                    area += (max(0.0, min(right, width) - max(left, 0.0))
-                             * max(0.0, min(top, height) - max(bottom, 0.0)))
-                out[n] = min(1.0, area / max(1.0, width * height))
-        finally:
-            pdf.close()
-        return out
+            return dict(isolate.shared().run(image_cover, path, list(numbers)))
+        except (isolate.WorkerLimit, RuntimeError) as exc:
+            log.warning("%s: the page images could not be measured (%s)", path.name, exc)
+            return {}
 
     def recognise(self, path: Path, numbers: Sequence[int],
                   progress: Callable[[int, int], None] | None = None) -> dict[int, OcrResult]:
@@ -196,6 +188,10 @@ class TesseractOcr:
             # wait for their tesseract process. At most 2 rendered pages wait per worker.
             running: dict[Future[OcrResult], int] = {}
             for n, image in self._render(path, todo):
+                if image is None:
+                    results[n] = OcrResult("failed")
+                    done += 1
+                    continue
                 running[pool.submit(self._read, image)] = n
                 while len(running) >= 2 * self.workers:
                     done = self._collect(running, results, done, len(todo), progress)
@@ -213,25 +209,25 @@ class TesseractOcr:
                 progress(done, total)
         return done
 
-    def _render(self, path: Path, numbers: Sequence[int]) -> Iterator[tuple[int, bytes]]:
-        """Each page as a greyscale PGM image (what Tesseract reads fastest from stdin)."""
-        import pypdfium2 as pdfium
-
-        pdf = pdfium.PdfDocument(path)
-        try:
-            for n in numbers:
-                page = pdf[n - 1]
-                width, height = page.get_size()
-                scale = self.dpi / 72
-                pixels = width * height * scale * scale
-                if pixels > MAX_PIXELS:
-                    scale *= math.sqrt(MAX_PIXELS / pixels)
-                bitmap = page.render(scale=scale, grayscale=True)
-                array = bitmap.to_numpy()
-                h, w = array.shape[:2]
-                yield n, b"P5\n%d %d\n255\n" % (w, h) + array.tobytes()
-        finally:
-            pdf.close()
+    def _render(self, path: Path, numbers: Sequence[int]
+                ) -> Iterator[tuple[int, bytes | None]]:
+        """Each page as a greyscale PGM image (what Tesseract reads fastest from stdin),
+        rendered by PDFium in the limited worker process; None for a page it failed on.
+        Once a limit stopped the worker, the remaining pages are not tried."""
+        stopped = False
+        for n in numbers:
+            if stopped:
+                yield n, None
+                continue
+            try:
+                yield n, isolate.shared().run(render_page, path, n, self.dpi)
+            except isolate.WorkerLimit as exc:
+                log.warning("%s: rendering stopped at page %d: %s", path.name, n, exc.what)
+                stopped = True
+                yield n, None
+            except (RuntimeError, DocumentError) as exc:
+                log.warning("%s: page %d could not be rendered (%s)", path.name, n, exc)
+                yield n, None
 
     def _read(self, image: bytes) -> OcrResult:
         """One tesseract process for one page, killed at the time limit."""
@@ -254,6 +250,48 @@ class TesseractOcr:
             return OcrResult("failed")
         tsv = done.stdout.decode("utf-8", errors="replace")
         return OcrResult("ok", text_from_words(words_from_tsv(tsv)))
+
+
+def image_cover(path: Path, numbers: Sequence[int]) -> dict[int, float]:
+    """`TesseractOcr.image_cover`, in the process that calls it (the worker)."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    out: dict[int, float] = {}
+    pdf = pdfium.PdfDocument(path)
+    try:
+        for n in numbers:
+            page = pdf[n - 1]
+            width, height = page.get_size()
+            area = 0.0
+            for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=4):
+                left, bottom, right, top = obj.get_bounds()
+                area += (max(0.0, min(right, width) - max(left, 0.0))
+                         * max(0.0, min(top, height) - max(bottom, 0.0)))
+            out[n] = min(1.0, area / max(1.0, width * height))
+    finally:
+        pdf.close()
+    return out
+
+
+def render_page(path: Path, number: int, dpi: int) -> bytes:
+    """Page `number` as a greyscale PGM image, in the process that calls it (the worker)."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(path)
+    try:
+        page = pdf[number - 1]
+        width, height = page.get_size()
+        scale = dpi / 72
+        pixels = width * height * scale * scale
+        if pixels > MAX_PIXELS:
+            scale *= math.sqrt(MAX_PIXELS / pixels)
+        bitmap = page.render(scale=scale, grayscale=True)
+        array = bitmap.to_numpy()
+        h, w = array.shape[:2]
+        return b"P5\n%d %d\n255\n" % (w, h) + array.tobytes()
+    finally:
+        pdf.close()
 
 
 def check(cfg) -> str | None:  # type: ignore[no-untyped-def]

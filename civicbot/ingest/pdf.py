@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 def pdf_pages(path: Path) -> list[str]:
     """The extracted text of every page, in order (page n is item n-1)."""
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError, PyPdfError
+    from pypdf.errors import FileNotDecryptedError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # it warns per odd object; we report
     name = path.name
@@ -38,7 +38,8 @@ def pdf_pages(path: Path) -> list[str]:
         raise
     except FileNotDecryptedError as exc:
         raise EncryptedDocument(name, _ENCRYPTED) from exc
-    except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any reader failure (IndexError, RecursionError,
+        # MemoryError, ...) means the same to the editor: this file cannot be read
         raise CorruptDocument(
             name, f"this is not a readable PDF ({type(exc).__name__}: {exc}); "
             "open it in a PDF viewer, save or export it again, and add the new file"

@@ -68,23 +68,16 @@ def supported(path: Path) -> bool:
 
 
 def _raw_pages(path: Path) -> tuple[list[str], str]:
-    suffix = path.suffix.lower()
-    if suffix == ".pdf":
-        from civicbot.ingest.pdf import pdf_pages
+    """The raw page texts (and an HTML title), parsed in the limited worker process
+    (civicbot/ingest/isolate.py)."""
+    if path.suffix.lower() not in SUFFIXES:
+        raise UnsupportedDocument(
+            path.name, f"files of type {path.suffix.lower() or '(none)'} are not supported; "
+            f"use one of {', '.join(sorted(SUFFIXES))}"
+        )
+    from civicbot.ingest.isolate import parse
 
-        return pdf_pages(path), ""
-    if suffix in {".html", ".htm"}:
-        from civicbot.ingest.text import html_pages
-
-        return html_pages(path)
-    if suffix in {".txt", ".md", ".markdown"}:
-        from civicbot.ingest.text import text_pages
-
-        return text_pages(path), ""
-    raise UnsupportedDocument(
-        path.name, f"files of type {suffix or '(none)'} are not supported; "
-        f"use one of {', '.join(sorted(SUFFIXES))}"
-    )
+    return parse(path)
 
 
 # Not a title: numbers and marks, page marks, file codes ("TELECOM 22", "JAI 98").

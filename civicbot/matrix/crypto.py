@@ -34,6 +34,7 @@ from nio.exceptions import EncryptionError, LocalProtocolError
 
 from civicbot.errors import MatrixError
 from civicbot.matrix.texts import t
+from civicbot.web import open_authorized
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +350,7 @@ def _server_key(homeserver: str, token: str, user_id: str, device_id: str,
         homeserver.rstrip("/") + "/_matrix/client/v3/keys/query", data=body, method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with open_authorized(req, timeout=timeout) as resp:
             data = json.loads(resp.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise MatrixError(str(exc)) from exc

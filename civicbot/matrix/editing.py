@@ -80,6 +80,19 @@ _TEXTS: dict[str, dict[str, str]] = {
         "en": "There is no document named {name}. !docs lists them.",
         "nl": "Er is geen document met de naam {name}. !docs toont ze.",
     },
+    "from_source": {
+        "en": "{name} comes from the configured source {source}; it is updated from there. "
+              "To change it, change the source or take it out of [[sources]] in the "
+              "configuration.",
+        "nl": "{name} komt uit de ingestelde bron {source} en wordt daar vandaan bijgewerkt. "
+              "Wijzig de bron, of haal hem uit [[sources]] in de configuratie.",
+    },
+    "not_stored": {
+        "en": "The file could not be stored ({error}). Nothing was changed. Ask the "
+              "administrator to check the disk.",
+        "nl": "Het bestand kon niet worden opgeslagen ({error}). Er is niets gewijzigd. "
+              "Vraag de beheerder de schijf na te kijken.",
+    },
     "other_type": {
         "en": "{name} can only be replaced by a file of the same type ({suffix}).",
         "nl": "{name} kan alleen worden vervangen door een bestand van hetzelfde soort "
@@ -135,6 +148,10 @@ _TEXTS: dict[str, dict[str, str]] = {
 
 _WHY = {"no-text": ("no text layer, scanned?", "geen tekstlaag, gescand?"),
         "garbled": ("garbled text", "onleesbare tekst")}
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
 
 
 def say(key: str, language: str, /, **values: Any) -> str:
@@ -393,8 +410,12 @@ class Editing:
             name = upload_name(ref.name)
             docs = self.curator.corpus.documents()
             if replace is not None:
-                if replace not in docs and not self._folder_file(replace).is_file():
+                # Only a document of the index, by its exact name: never a path ("../x").
+                if replace not in docs:
                     raise UploadRefused("unknown_doc", name=replace)
+                if _is_url(docs[replace].source):
+                    raise UploadRefused("from_source", name=replace,
+                                        source=docs[replace].source)
                 if Path(replace).suffix.lower() != Path(name).suffix.lower():
                     raise UploadRefused("other_type", name=replace,
                                         suffix=Path(replace).suffix)
@@ -419,7 +440,20 @@ class Editing:
             await reply(message)
             return
         await reply(say("reading", language, name=name), final=False)
-        report = await asyncio.to_thread(self._store, name, data, replace is not None, by)
+        # Whatever goes wrong now, the editor hears it (the "Reading…" notice must not stay).
+        try:
+            report = await asyncio.to_thread(self._store, name, data, replace is not None, by)
+        except CivicbotError as exc:
+            await reply(say("failed", language, error=str(exc)))
+            return
+        except OSError as exc:
+            log.error("storing an upload failed: %s", exc)
+            await reply(say("not_stored", language, error=exc.strerror or str(exc)))
+            return
+        except Exception:
+            log.exception("storing an upload failed")
+            await reply(say("failed", language, error="an internal error; see the log"))
+            return
         await reply(report_text(report, language))
 
     async def download(self, mxc: str, encryption: dict[str, Any] | None = None) -> bytes:
@@ -438,27 +472,13 @@ class Editing:
         return crypto.decrypt_file(body, encryption)
 
     def _store(self, name: str, data: bytes, replace: bool, by: str) -> IngestReport:
-        """Ingest an upload from a staging folder; only when it is accepted, put it in the
-        first corpus folder (the replaced file goes to the attic). Runs in a thread."""
-        folder = self.curator.folders[0]
+        """Ingest an upload from a staging folder; the curator puts it in a corpus folder
+        once it is accepted (the replaced file goes to the attic). Runs in a thread."""
         staged = self.staging / uuid.uuid4().hex / name
-        staged.parent.mkdir(parents=True)
         try:
+            staged.parent.mkdir(parents=True)
             staged.write_bytes(data)
-            with self.curator.lock:
-                if not replace and name in self.curator.corpus.documents():
-                    return IngestReport(name, "rejected", reason="exists", message=(
-                        "a document by this name was added meanwhile; use !replace"))
-                report = self.curator.ingest([staged], by=by, origin="upload",
-                                             source=lambda _p: str(folder))[0]
-                if report.ok:
-                    old = self.curator.corpus.documents().get(name)
-                    for place in {self._folder_file(name), *(
-                            [Path(old.source) / name] if old and old.source else [])}:
-                        self.curator.put_away(place)
-                    folder.mkdir(parents=True, exist_ok=True)
-                    shutil.move(str(staged), folder / name)
-                return report
+            return self.curator.store(staged, by=by, replace=replace)
         finally:
             shutil.rmtree(staged.parent, ignore_errors=True)
 

@@ -112,3 +112,58 @@ def test_editors_upload_remove_and_see_history(
                 assert citizen_.user_id not in "\n".join(history)
 
     run(scenario(), timeout=1500)
+
+
+async def reply_with(c, room: str, text: str, to: str) -> str:
+    """A plain reply (not in a thread), as an editor replies to a file with a command."""
+    content = {"msgtype": "m.text", "body": text,
+               "m.relates_to": {"m.in_reply_to": {"event_id": to}}}
+    sent = await c.client.room_send(room, "m.room.message", content,
+                                    ignore_unverified_devices=True)
+    return str(sent.event_id)
+
+
+def test_replace_names_an_indexed_document_never_a_path(
+    homeserver, bot_account, tmp_path, shared, embedder
+):
+    """`!replace ../x` used to write outside the corpus; a document in a subfolder is
+    replaced where it lies, its old file kept in the attic."""
+    corpus = tmp_path / "corpus"
+    (corpus / "wijk").mkdir(parents=True)
+    (corpus / "wijk" / MOTIE).write_bytes((shared / "corpus" / MOTIE).read_bytes())
+    outside = tmp_path / "outside.pdf"
+    outside.write_bytes(b"%PDF-1.4 not to be touched")
+    attic = tmp_path / "data" / "attic"
+
+    async def scenario():
+        async with citizen(homeserver, "editor") as editor:
+            cfg = service_config(tmp_path, homeserver, bot_account,
+                                 editors={"users": [editor.user_id]},
+                                 retrieval={"crosslingual": False})
+            service = Service(cfg, embedder=embedder)
+            service.curator.ingest([corpus], by="cli")
+            async with running_bot(cfg, service) as bot:
+                bot_id = bot.user_id
+                desk = await direct_room(editor, bot)
+                upload = await send_file(editor, desk, shared / "corpus" / TOZO)
+                await editor_reply(editor, desk, upload, bot_id)  # added as a new document
+
+                for target in ("../outside.pdf", "../../outside.pdf", f"wijk/{MOTIE}"):
+                    attempt = await reply_with(editor, desk, f"!replace {target}", upload)
+                    said = await editor_reply(editor, desk, attempt, bot_id, 120)
+                    assert "no document named" in said or "geen document" in said, said
+                assert outside.read_bytes() == b"%PDF-1.4 not to be touched"
+                assert not attic.exists() or list(attic.iterdir()) == []
+
+                # the real name: replaced in its subfolder, the old file in the attic
+                old = (corpus / "wijk" / MOTIE).read_bytes()
+                attempt = await reply_with(editor, desk, f"!replace {MOTIE}", upload)
+                said = await editor_reply(editor, desk, attempt, bot_id)
+                assert "Replaced" in said or "Vervangen" in said, said
+                assert (corpus / "wijk" / MOTIE).read_bytes() == (
+                    shared / "corpus" / TOZO).read_bytes()
+                assert not (corpus / MOTIE).exists()
+                assert [p.read_bytes() for p in attic.iterdir()] == [old]
+                assert outside.read_bytes() == b"%PDF-1.4 not to be touched"
+
+    run(scenario(), timeout=1200)

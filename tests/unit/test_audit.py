@@ -97,3 +97,83 @@ def test_cli_docs_history(tmp_path, capsys, monkeypatch):
     assert [(r["action"], r["name"], r["by"]) for r in rows] == [("added", "a.txt", "cli")]
     assert main(["--config", str(cfg), "docs", "history"]) == 0
     assert "added" in capsys.readouterr().out
+
+
+def staged(tmp_path, name: str, text: str):
+    path = tmp_path / "uploads" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_a_replaced_file_in_a_subfolder_goes_to_the_attic_and_the_watch_stays_quiet(tmp_path):
+    from civicbot.sync import Syncer
+
+    folder, curator = make(tmp_path)
+    (folder / "wijk").mkdir()
+    (folder / "wijk" / "plan.txt").write_text(TEXT)
+    curator.ingest([folder], by="folder")
+    assert curator.corpus.documents()["plan.txt"].source == str(folder / "wijk")
+
+    new = TEXT + " Gewijzigd: de termijn is zes weken."
+    report = curator.store(staged(tmp_path, "plan.txt", new), by="@e:x", replace=True)
+    assert report.status == "replaced"
+    # the new version lies where the old one lay; the old one is in the attic
+    assert (folder / "wijk" / "plan.txt").read_text() == new
+    assert not (folder / "plan.txt").exists()
+    kept = list((tmp_path / "data" / "attic").iterdir())
+    assert len(kept) == 1 and kept[0].read_text() == TEXT
+    assert curator.corpus.documents()["plan.txt"].source == str(folder / "wijk")
+    cfg = config.build({"matrix": {"data_dir": str(tmp_path / "data")}}, env={})
+    syncer = Syncer(curator, cfg)
+    assert syncer.watch_folders() == [] and syncer.watch_folders() == []  # no flipping
+
+
+def test_only_indexed_non_source_documents_are_replaced_and_only_inside_the_folders(tmp_path):
+    from civicbot.audit import OutsideCorpus
+
+    folder, curator = make(tmp_path)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched")
+    report = curator.store(staged(tmp_path, "outside.txt", TEXT), by="@e:x", replace=True)
+    assert report.status == "rejected" and report.reason == "unknown"
+    assert outside.read_text() == "untouched"
+    for name in ("../outside.txt", ".hidden.txt", "a/b.txt", ""):
+        with pytest.raises(OutsideCorpus):
+            curator.destination(folder, name)
+    (folder / "link.txt").symlink_to(outside)
+    with pytest.raises(OutsideCorpus):
+        curator.destination(folder, "link.txt")
+
+    (folder / "a.txt").write_text(TEXT)
+    curator.ingest([folder / "a.txt"], by="sync", source=lambda _p: "https://example.org/a.txt")
+    with pytest.raises(RemovalRefused, match=r"\[\[sources\]\]"):
+        curator.store(staged(tmp_path, "a.txt", TEXT + " Anders."), by="@e:x", replace=True)
+    assert curator.corpus.documents()["a.txt"].source == "https://example.org/a.txt"
+
+
+def test_a_file_that_cannot_be_stored_leaves_the_index_and_the_folder_as_they_were(
+        tmp_path, monkeypatch):
+    import errno
+    import shutil as shutil_mod
+
+    folder, curator = make(tmp_path)
+    (folder / "plan.txt").write_text(TEXT)
+    curator.ingest([folder], by="cli")
+    before = curator.corpus.documents()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil_mod, "copyfileobj", disk_full)
+    new = TEXT + " Gewijzigd."
+    report = curator.store(staged(tmp_path, "plan.txt", new), by="@e:x", replace=True)
+    assert report.status == "rejected" and report.reason == "not-stored"
+    assert "No space left" in report.message
+    assert curator.corpus.documents() == before  # the index is as it was
+    assert (folder / "plan.txt").read_text() == TEXT  # the old file is back in place
+    assert [p.name for p in folder.iterdir()] == ["plan.txt"]  # no temporary file left
+    report = curator.store(staged(tmp_path, "nieuw.txt", new), by="@e:x", replace=False)
+    assert report.status == "rejected" and set(curator.corpus.documents()) == {"plan.txt"}
+    assert [(r.action, r.name) for r in curator.history()] == [
+        ("added", "plan.txt"), ("rejected", "plan.txt"), ("rejected", "nieuw.txt")]

@@ -313,3 +313,31 @@ def test_sync_state_saves_from_many_threads_at_once(tmp_path):
     assert not list((tmp_path / "data").glob(".*.tmp"))
     assert SyncState(tmp_path / "data" / "sync-state.json").source(
         "https://example.org/3.pdf")["etag"] == "3-49"
+
+
+def test_file_names_are_never_hidden_and_fit_in_bytes():
+    assert safe_file_name(" .  .x.pdf") == "x.pdf"
+    assert safe_file_name(". . .. plan.pdf ") == "plan.pdf"
+    # 119 three-byte characters fit 120 characters but not 255 bytes with the attic's prefix
+    long = safe_file_name("€" * 300 + ".pdf")
+    assert long is not None and long.endswith(".pdf") and set(long[:-4]) == {"€"}
+    assert len(long.encode()) <= 200 and len(f"20261201T230000123456Z-{long}".encode()) <= 255
+    odd = safe_file_name("a" + "😀" * 100)  # no extension: cut at a whole character
+    assert odd is not None and len(odd.encode()) <= 200 and odd.encode().decode() == odd
+
+
+def test_symbolic_links_out_of_a_corpus_folder_are_not_followed(tmp_path):
+    from civicbot.corpus import expand
+
+    syncer = make_syncer(tmp_path, [])
+    folder = tmp_path / "corpus"
+    outside = tmp_path / "private"
+    outside.mkdir()
+    (outside / "secret.txt").write_text(TEXT + " Geheim.")
+    (folder / "link.txt").symlink_to(outside / "secret.txt")
+    (folder / "a.txt").write_text(TEXT)
+    (folder / "b.txt").symlink_to(folder / "a.txt")  # a link inside the folder is fine
+    assert [p.name for p in expand([folder])] == ["a.txt", "b.txt"]
+    reports = syncer.watch_folders()
+    assert sorted(r.name for r in reports) == ["a.txt", "b.txt"]
+    assert "link.txt" not in syncer.curator.corpus.documents()
