@@ -133,7 +133,8 @@ class Bot:
         )
         self._undecryptable = crypto.Undecryptable()
         self.scheduler: Scheduler[Job] = Scheduler(
-            self._answer, cfg.bot.queue_size, cfg.bot.rate_limit_per_minute
+            self._answer, cfg.bot.queue_size, cfg.bot.rate_limit_per_minute,
+            workers=cfg.answer_workers,
         )
         self.counters: Counter[str] = Counter()
         self.ready = asyncio.Event()
