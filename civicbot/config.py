@@ -255,6 +255,11 @@ def _check_url(url: str) -> None:
         raise ValueError(f"expected an http:// or https:// address, got {url!r}")
 
 
+def _check_urls(urls: tuple[str, ...]) -> None:
+    for url in urls:
+        _check_url(url)
+
+
 def _check_sha256(value: str) -> None:
     if value and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
         raise ValueError("expected 64 hexadecimal characters (a sha256 digest)")
@@ -276,7 +281,7 @@ def _check_env_name(value: str) -> None:
 
 # Checks of single values beyond their type: (section, key) -> raises ValueError(message).
 _CHECKS: dict[tuple[str, str], Any] = {
-    ("llm", "servers"): lambda urls: [_check_url(u) for u in urls],
+    ("llm", "servers"): _check_urls,
     ("llm", "api_key_env"): _check_env_name,
     ("llm", "timeout_s"): _at_least(0.1),
     ("llm", "max_concurrent"): _at_least(1),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import httpx
@@ -67,7 +67,7 @@ class ServerClient:
     # ---- generation ------------------------------------------------------------------------
 
     def stream_chat(self, messages: list[dict[str, str]], max_tokens: int, temperature: float,
-                    seed: int | None = None) -> Iterator[str]:
+                    seed: int | None = None) -> Generator[str, None, None]:
         """Yield the reply's text piece by piece. Raises ServerFailed when the server fails
         (before or during the stream), ModelError when it refuses the request itself."""
         body: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens,

@@ -812,6 +812,12 @@ async def serve(cfg: Config, answerer: Answerer) -> None:
     """Run the bot until SIGINT or SIGTERM."""
     bot = Bot(cfg, answerer)
     loop = asyncio.get_running_loop()
+    if cfg.answer_workers > 1:
+        # Each answer holds a thread (asyncio.to_thread) while it is written; the default
+        # pool (cores + 4) would cap answers at once and starve the bot's other calls.
+        from concurrent.futures import ThreadPoolExecutor
+
+        loop.set_default_executor(ThreadPoolExecutor(cfg.answer_workers + 8))
     task = asyncio.create_task(bot.run())
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # not on Windows
