@@ -142,8 +142,13 @@ class ServerPool:
         while True:
             member = self._acquire(tried, deadline)
             started = self._clock()
+            left = deadline - self._clock()
+            if left <= 0:  # a retry after the time limit: what was shown is all there is
+                self._release(member)
+                raise GenerationTimeout(f"The model did not finish within "
+                                        f"{self.time_limit_s:g} s; the reply was cut off.")
             pieces = member.client.stream_chat(messages, max_tokens or self.max_tokens,
-                                               self.temperature, seed=SEED)
+                                               self.temperature, seed=SEED, time_limit_s=left)
             text = ""
             try:
                 for piece in pieces:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.parse
 from collections.abc import Generator, Iterator
 from typing import Any
 
 import httpx
 
-from civicbot.errors import ModelError
+from civicbot.errors import GenerationTimeout, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ def host_of(url: str) -> str:
     """`host:port` of a base URL: what logs, metrics and !about show (never credentials)."""
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or url
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
     return f"{host}:{parts.port}" if parts.port else host
 
 
@@ -67,9 +70,13 @@ class ServerClient:
     # ---- generation ------------------------------------------------------------------------
 
     def stream_chat(self, messages: list[dict[str, str]], max_tokens: int, temperature: float,
-                    seed: int | None = None) -> Generator[str, None, None]:
+                    seed: int | None = None,
+                    time_limit_s: float | None = None) -> Generator[str, None, None]:
         """Yield the reply's text piece by piece. Raises ServerFailed when the server fails
-        (before or during the stream), ModelError when it refuses the request itself."""
+        (before or during the stream), ModelError when it refuses the request itself, and
+        GenerationTimeout when `time_limit_s` passes (checked on every line the server
+        sends, so keep-alive comments without text cannot hold an answer forever)."""
+        deadline = time.monotonic() + time_limit_s if time_limit_s is not None else None
         body: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens,
                                 "temperature": temperature, "stream": True}
         if self.model:
@@ -82,7 +89,7 @@ class ServerClient:
                 if resp.status_code != 200:
                     resp.read()
                     raise self._refusal(resp)
-                for data in _sse_data(resp.iter_lines()):
+                for data in _sse_data(resp.iter_lines(), deadline, self.host):
                     if data == "[DONE]":
                         return
                     piece, finished = _delta(data, self.host)
@@ -194,10 +201,13 @@ class ServerClient:
         return data
 
 
-def _sse_data(lines: Iterator[str]) -> Iterator[str]:
+def _sse_data(lines: Iterator[str], deadline: float | None, host: str) -> Iterator[str]:
     """The `data:` payloads of a server-sent event stream (comments and other fields skipped;
     the OpenAI streams put one JSON object in each event)."""
     for line in lines:
+        if deadline is not None and time.monotonic() > deadline:
+            raise GenerationTimeout(f"{host} did not finish within the time limit; the reply "
+                                    "was cut off.")
         if line.startswith("data:"):
             yield line[5:].strip()
 

@@ -4,13 +4,16 @@ the same pool against real `llama_cpp.server` processes."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 
+import httpx
 import pytest
 
 from civicbot import metrics
 from civicbot.answer.pool import ServerPool
-from civicbot.answer.server import ServerFailed, host_of
+from civicbot.answer.server import ServerClient, ServerFailed, host_of
 from civicbot.errors import ConfigError, GenerationTimeout, ModelError
 
 
@@ -34,7 +37,7 @@ class ScriptedServer:
         self.requests = 0
         self.gate: threading.Event | None = None
 
-    def stream_chat(self, messages, max_tokens, temperature, seed=None):
+    def stream_chat(self, messages, max_tokens, temperature, seed=None, time_limit_s=None):
         self.requests += 1
         assert seed is not None  # retries depend on it
         for i in range(0, len(self.text), self.step):
@@ -168,3 +171,74 @@ def test_from_config_reads_the_key_from_the_named_environment_variable() -> None
 def test_host_of_never_shows_credentials() -> None:
     assert host_of("http://user:pw@10.0.0.5:8080/v1") == "10.0.0.5:8080"
     assert host_of("https://llm.example.org/v1") == "llm.example.org"
+    assert host_of("http://[fd00::5]:8080/v1") == "[fd00::5]:8080"
+
+
+# -- one server's client: what arrives over HTTP is checked -----------------------------------
+
+
+def _client(handler) -> ServerClient:  # type: ignore[no-untyped-def]
+    return ServerClient("http://10.0.0.5:8080/v1", transport=httpx.MockTransport(handler))
+
+
+def _sse(*events: str) -> bytes:
+    return "".join(f"{e}\n\n" for e in events).encode()
+
+
+def _chunk(text: str, finish: str | None = None) -> str:
+    return "data: " + json.dumps({"choices": [{"delta": {"content": text},
+                                               "finish_reason": finish}]})
+
+
+def test_the_client_reads_server_sent_events_and_skips_comments() -> None:
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.update(json.loads(request.content))
+        return httpx.Response(200, content=_sse(": keep-alive", _chunk("De rente "),
+                                                _chunk("is 2%."), _chunk("", "stop"),
+                                                "data: [DONE]"))
+
+    pieces = list(_client(handler).stream_chat(MESSAGES, 20, 0.1, seed=7))
+    assert pieces == ["De rente ", "is 2%."]
+    assert seen["stream"] is True and seen["seed"] == 7 and seen["max_tokens"] == 20
+
+
+@pytest.mark.parametrize(("response", "failed"), [
+    (httpx.Response(503, json={"error": {"message": "loading model"}}), True),
+    (httpx.Response(429, text="slow down"), True),
+    (httpx.Response(400, json={"error": "the prompt is longer than the context"}), False),
+    (httpx.Response(200, content=_sse(_chunk("half an"))), True),  # cut off: no end
+    (httpx.Response(200, content=_sse("data: {not json")), True),
+    (httpx.Response(200, content=_sse('data: {"error": "out of memory"}')), True),
+])
+def test_server_trouble_is_a_failure_to_retry_elsewhere_a_bad_request_is_not(
+        response: httpx.Response, failed: bool) -> None:
+    with pytest.raises(ModelError) as caught:
+        list(_client(lambda request: response).stream_chat(MESSAGES, 20, 0.1))
+    assert isinstance(caught.value, ServerFailed) is failed
+    assert "10.0.0.5:8080" in str(caught.value)
+
+
+def test_a_server_sending_only_keep_alives_cannot_hold_an_answer_forever() -> None:
+    def pings():  # type: ignore[no-untyped-def]
+        for _ in range(200):
+            time.sleep(0.01)
+            yield b": ping\n\n"
+
+    client = _client(lambda request: httpx.Response(200, content=pings()))
+    started = time.monotonic()
+    with pytest.raises(GenerationTimeout):
+        list(client.stream_chat(MESSAGES, 20, 0.1, time_limit_s=0.2))
+    assert time.monotonic() - started < 1.0
+
+
+def test_an_unreachable_server_is_a_failure() -> None:
+    from civicbot.homeserver import free_port
+
+    client = ServerClient(f"http://127.0.0.1:{free_port()}/v1", timeout_s=2)
+    with pytest.raises(ServerFailed, match="unreachable"):
+        list(client.stream_chat(MESSAGES, 20, 0.1))
+    with pytest.raises(ServerFailed):
+        client.model_names()
+    assert client.context_size() is None
