@@ -507,12 +507,16 @@ def memory_needed(model_bytes: int, n_ctx: int) -> int:
 def check_memory(d: Doctor) -> Result | None:
     model = d.model_path()
     size = model.stat().st_size if model.is_file() else 100 * _MB
-    if d.cfg.llm.backend == "server":
-        size = 0  # the model's memory is the servers' concern
-    need = memory_needed(size, d.cfg.llm.n_ctx)
     available = _available_memory()
     if available is None:
         return None  # not Linux: nothing to read
+    if d.cfg.llm.backend == "server":  # the model's memory is the servers' concern
+        need = memory_needed(0, 0)
+        ok = available >= need
+        return Result(ok, f"memory: {_size(available)} available, about {_size(need)} needed "
+                      "(the model runs on the inference servers)",
+                      "" if ok else "give the machine (or container) more memory")
+    need = memory_needed(size, d.cfg.llm.n_ctx)
     if available < need:
         return Result(False, f"memory: {_size(available)} available, about {_size(need)} "
                       f"needed for {model.name} with n_ctx {d.cfg.llm.n_ctx}",

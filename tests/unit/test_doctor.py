@@ -243,3 +243,11 @@ def test_a_server_on_the_public_internet_is_a_warning_that_names_it(tmp_path):
     assert "external AI provider" in result.fix
     shown = doctor.render([result])
     assert shown.startswith("⚠ ") and "fix:" in shown and "All 1 checks passed." in shown
+
+
+def test_with_servers_memory_is_counted_without_the_model(tmp_path):
+    d = _setup(tmp_path, llm={"backend": "server", "servers": ["http://127.0.0.1:9/v1"]})
+    result = doctor.check_memory(d)
+    if result is not None:  # None off Linux
+        assert "inference servers" in result.what
+        assert f"about {doctor._size(doctor.memory_needed(0, 0))} needed" in result.what
