@@ -11,6 +11,13 @@ client sees it: the first sign of life (the bot typing in the room, or its first
 whichever comes first) and the final outcome (the final edit of the answer, or the busy
 notice). It checks that every question was answered or explicitly told busy, none lost and
 none answered twice, then prints the latency distributions. Exit code 1 when a check fails.
+
+With `--servers N` the same citizens then ask again with `[llm] backend = "server"`: N
+`llama_cpp.server` processes on loopback (one thread each, the default model) behind the
+pool, `[bot] concurrent_answers = N`; the same checks apply, and answers per minute are
+printed against the local backend's from the first part of the same run. On a machine
+with as many cores as servers the servers share those cores, so the ratio shows the
+pool's overhead, not a speed-up: that needs servers on other machines (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -323,7 +330,10 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--citizens", type=int, default=20)
     parser.add_argument("--time-limit", type=float, default=900.0,
-                        help="seconds for the whole run, setup included (default 900)")
+                        help="seconds for the whole run, setup included (default 900); "
+                        "with --servers, as much again for the servers' part")
+    parser.add_argument("--servers", type=int, default=0, metavar="N",
+                        help="then the same load against N local inference servers")
     args = parser.parse_args()
     if args.citizens < 1:
         parser.error("--citizens: at least 1")
@@ -371,14 +381,69 @@ def main() -> int:
                 raise SetupFailed(f"setup took longer than --time-limit {args.time_limit:.0f} s")
             citizens, outcomes, bot, load_s = asyncio.run(
                 load(hs, cfg, service, accounts, deadline))
+            on_servers = (against_servers(args.servers, hs, cfg, service, accounts,
+                                          time.monotonic() + args.time_limit)
+                          if args.servers else None)
         except (SetupFailed, CivicbotError, TimeoutError) as exc:
             print(f"load: {exc or type(exc).__name__}", file=sys.stderr)
             return 1
         finally:
             hs.stop()
     ok = report(citizens, outcomes, bot, load_s, cfg.bot.queue_size, args.time_limit)
+    if on_servers is not None:
+        ok = report_servers(on_servers, outcomes, args.servers, cfg.bot.queue_size,
+                            args.time_limit) and ok
     print(f"\ntotal runtime {time.monotonic() - t_start:.1f} s")
     return 0 if ok else 1
+
+
+# -- --servers N: the same load against a pool of local inference servers -------------------
+
+
+def against_servers(n: int, hs: Any, cfg: Any, service: Any, accounts: list[dict[str, str]],
+                    deadline: float) -> tuple[Any, ...]:
+    """The load again with `[llm] backend = "server"`: `n` llama_cpp.server processes with
+    the model the local run used, `[bot] concurrent_answers = n`; the same bot account,
+    device and state, as a bot restarted with a new configuration."""
+    from civicbot.service import Service
+    from tests.llama_server_harness import LlamaServer
+
+    servers = [LlamaServer(service.model_path(), threads=1) for _ in range(n)]
+    try:
+        t_start = time.monotonic()
+        for s in servers:
+            try:
+                s.start()
+            except RuntimeError as exc:
+                raise SetupFailed(f"an inference server did not start: {exc}") from exc
+        print(f"\n{n} inference servers up after {time.monotonic() - t_start:.1f} s", flush=True)
+        pooled = (cfg.replace("llm", backend="server", servers=tuple(s.url for s in servers))
+                  .replace("bot", concurrent_answers=n))
+        on_pool = Service(pooled, embedder=service.embedder)
+        on_pool.generator.count_tokens("warm-up")
+        return asyncio.run(load(hs, pooled, on_pool, accounts, deadline))
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def answers_per_minute(outcomes: list[Outcome]) -> float:
+    """Answers finished per minute, counted until the last one arrived."""
+    done = [o.final_s for o in outcomes if o.kind == "answered" and o.final_s is not None]
+    return len(done) / max(done) * 60 if done else 0.0
+
+
+def report_servers(run: tuple[Any, ...], local: list[Outcome], n: int, queue_size: int,
+                   time_limit: float) -> bool:
+    citizens, outcomes, bot, load_s = run
+    print(f"\n==== the same citizens against {n} inference servers (concurrent_answers {n})")
+    ok = report(citizens, outcomes, bot, load_s, queue_size, time_limit)
+    base, pooled = answers_per_minute(local), answers_per_minute(outcomes)
+    print(f"\nanswers per minute: local backend {base:.1f}, {n} servers {pooled:.1f}"
+          f" (ratio {pooled / base if base else float('nan'):.2f})")
+    print("  on this machine the servers share its cores with each other and the bot: the "
+          "ratio shows the pool's overhead, not a speed-up")
+    return ok
 
 
 if __name__ == "__main__":

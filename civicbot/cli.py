@@ -57,7 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
 
     sub.add_parser("chat", help="a conversation in the terminal")
-    sub.add_parser("models", help="put the embedded default models in place")
+    s = sub.add_parser("models", help="put the embedded default models in place, or pull "
+                       "another GGUF model")
+    mo = s.add_subparsers(dest="models_command", metavar="ACTION")
+    m = mo.add_parser("pull", help="download a GGUF model into models/ (resumable, verified)")
+    m.add_argument("url", help="the address of the .gguf file")
+    m.add_argument("--sha256", default="", metavar="HEX",
+                   help="refuse the download unless it has this sha256 (the model page lists it)")
+    m.add_argument("--use", action="store_true",
+                   help="also set [llm] model_path in the config file to the new model")
 
     sub.add_parser("start", help=(
         "ingest the corpus and run the bot (on an embedded local homeserver when no "
@@ -304,6 +312,8 @@ def cmd_models(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.models import default_embedding_path, ensure_default_llm
     from civicbot.service import MODELS_DIR
 
+    if getattr(args, "models_command", None) == "pull":
+        return _models_pull(args, cfg)
     print(f"embedding model: {default_embedding_path()}")
     if cfg.llm.model_path:
         path = cfg.resolve(cfg.llm.model_path)
@@ -312,6 +322,37 @@ def cmd_models(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     else:
         path = ensure_default_llm(cfg.resolve(MODELS_DIR))
     print(f"language model: {path}")
+    return 0
+
+
+def _models_pull(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    from civicbot.models import file_sha256, pull, use_model
+    from civicbot.service import MODELS_DIR
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total or None, initial=done, unit="B", unit_scale=True,
+                       file=sys.stderr, disable=not sys.stderr.isatty())
+        bar.update(done - bar.n)
+
+    try:
+        path = pull(args.url, cfg.resolve(MODELS_DIR), args.sha256, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"language model: {path} (sha256 {args.sha256.lower() or file_sha256(path)})")
+    setting = f"{MODELS_DIR}/{path.name}"
+    if args.use:
+        config_path = Path(args.config or "config.toml")
+        use_model(config_path, setting)
+        print(f"set in {config_path}: [llm] model_path = \"{setting}\"")
+    else:
+        print(f"to use it, put in config.toml under [llm]:\nmodel_path = \"{setting}\"")
     return 0
 
 

@@ -58,6 +58,14 @@ class LlmConfig:
     temperature: float = 0.1
     max_tokens: int = 200
     time_limit_s: float = 60.0
+    # "local": the model above, inside this process. "server": OpenAI-compatible inference
+    # servers the deployer runs (llama.cpp, vLLM, ...), used as a pool (docs/scaling.md).
+    backend: str = "local"
+    servers: tuple[str, ...] = ()  # base URLs, e.g. "http://10.0.0.5:8080/v1"
+    model: str = ""  # the model name the servers know; empty: the first one they list
+    api_key_env: str = ""  # the name of an environment variable holding the servers' API key
+    timeout_s: float = 30.0  # a server silent this long has failed; the answer moves on
+    max_concurrent: int = 4  # generations at once per server
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,8 @@ class BotConfig:
     edit_interval_s: float = 1.0
     max_edits: int = 30
     log_questions: bool = False
+    # Answers written at once with [llm] backend = "server"; the local model writes one.
+    concurrent_answers: int = 1
 
 
 @dataclass(frozen=True)
@@ -171,6 +181,12 @@ class Config:
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
 
+    @property
+    def answer_workers(self) -> int:
+        """Generations at once: `[bot] concurrent_answers` with a server backend; one with the
+        local model, whose single llama.cpp context serves one generation at a time."""
+        return self.bot.concurrent_answers if self.llm.backend == "server" else 1
+
     def replace(self, section: str, **changes: Any) -> Config:
         """A copy with some keys of one section changed (e.g. `--index DIR`)."""
         return dataclasses.replace(
@@ -179,6 +195,7 @@ class Config:
 
 
 _CHOICES = {("logging", "format"): ("plain", "json"),
+            ("llm", "backend"): ("local", "server"),
             ("logging", "level"): ("DEBUG", "INFO", "WARNING", "ERROR")}
 
 
@@ -238,13 +255,37 @@ def _check_url(url: str) -> None:
         raise ValueError(f"expected an http:// or https:// address, got {url!r}")
 
 
+def _check_urls(urls: tuple[str, ...]) -> None:
+    for url in urls:
+        _check_url(url)
+
+
 def _check_sha256(value: str) -> None:
     if value and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
         raise ValueError("expected 64 hexadecimal characters (a sha256 digest)")
 
 
+def _at_least(low: float) -> Any:
+    def check(value: float) -> None:
+        if value < low:
+            raise ValueError(f"must be at least {low:g}, got {value!r}")
+    return check
+
+
+def _check_env_name(value: str) -> None:
+    # The key itself never belongs in a file that is copied, shared and committed.
+    if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError("expected the NAME of an environment variable holding the key "
+                         "(e.g. \"LLM_API_KEY\"), not the key itself")
+
+
 # Checks of single values beyond their type: (section, key) -> raises ValueError(message).
 _CHECKS: dict[tuple[str, str], Any] = {
+    ("llm", "servers"): _check_urls,
+    ("llm", "api_key_env"): _check_env_name,
+    ("llm", "timeout_s"): _at_least(0.1),
+    ("llm", "max_concurrent"): _at_least(1),
+    ("bot", "concurrent_answers"): _at_least(1),
     ("sync", "every"): parse_duration,
     ("sync", "watch_every"): parse_duration,
     ("sources", "url"): _check_url,
@@ -308,6 +349,9 @@ def build(data: dict[str, Any], env: dict[str, str] | None = None, base_dir: str
                     raise ConfigError(f"{name}[{i}].url: required (the document's address)")
             continue
         built[name] = _table(name, name, data.get(name, {}), cls, env)
+    if built["llm"].backend == "server" and not built["llm"].servers:
+        raise ConfigError('llm.servers: required with backend = "server" (e.g. '
+                          '["http://10.0.0.5:8080/v1"])')
     return Config(**built, base_dir=base_dir)
 
 

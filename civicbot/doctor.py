@@ -21,9 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib.util
+import ipaddress
 import json
 import os
 import shutil
+import socket
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -48,6 +51,7 @@ class Result(NamedTuple):
     ok: bool
     what: str
     fix: str = ""
+    warning: bool = False  # passes, but shown with ⚠ and its fix: something to look at
 
 
 class Doctor:
@@ -299,10 +303,12 @@ def check_rooms(d: Doctor) -> Result | None:
     return Result(True, f"the bot is in {len(rooms)} room{'s' if len(rooms) != 1 else ''}")
 
 
-def check_language_model(d: Doctor) -> Result:
+def check_language_model(d: Doctor) -> Result | None:
     from civicbot.models import DEFAULT_GGUF_NAME, DEFAULT_GGUF_SHA256
     from civicbot.models import file_sha256 as sha256_of
 
+    if d.cfg.llm.backend == "server":
+        return None  # the model runs on the servers: check_inference_servers looks at them
     path = d.model_path()
     default = not d.cfg.llm.model_path
     if not path.is_file():
@@ -502,10 +508,16 @@ def memory_needed(model_bytes: int, n_ctx: int) -> int:
 def check_memory(d: Doctor) -> Result | None:
     model = d.model_path()
     size = model.stat().st_size if model.is_file() else 100 * _MB
-    need = memory_needed(size, d.cfg.llm.n_ctx)
     available = _available_memory()
     if available is None:
         return None  # not Linux: nothing to read
+    if d.cfg.llm.backend == "server":  # the model's memory is the servers' concern
+        need = memory_needed(0, 0)
+        ok = available >= need
+        return Result(ok, f"memory: {_size(available)} available, about {_size(need)} needed "
+                      "(the model runs on the inference servers)",
+                      "" if ok else "give the machine (or container) more memory")
+    need = memory_needed(size, d.cfg.llm.n_ctx)
     if available < need:
         return Result(False, f"memory: {_size(available)} available, about {_size(need)} "
                       f"needed for {model.name} with n_ctx {d.cfg.llm.n_ctx}",
@@ -564,6 +576,90 @@ def check_ocr(d: Doctor) -> Result:
 CHECKS.append(check_ocr)
 
 
+def check_inference_servers(d: Doctor) -> Result | None:
+    """With `[llm] backend = "server"`: each server reachable, serving the configured model,
+    and writing a one-token completion."""
+    llm = d.cfg.llm
+    if llm.backend != "server":
+        return None
+    from civicbot.answer.server import ServerClient
+    from civicbot.errors import ModelError
+
+    key = os.environ.get(llm.api_key_env, "") if llm.api_key_env else ""
+    if llm.api_key_env and not key:
+        return Result(False, f"inference servers: the environment variable {llm.api_key_env} "
+                      "([llm] api_key_env) is not set",
+                      f"export {llm.api_key_env}=<the servers' API key> before starting "
+                      "civicbot, or set [llm] api_key_env = \"\" when they need none")
+    lines, failed = [], []
+    for url in llm.servers:
+        client = ServerClient(url, llm.model, key, min(llm.timeout_s, _HTTP_TIMEOUT_S * 3))
+        try:
+            names = client.model_names()
+            if llm.model and llm.model not in names:
+                failed.append(f"{client.host} does not serve the model {llm.model!r} (it "
+                              f"serves: {', '.join(names) or 'none listed'})")
+                continue
+            started = time.monotonic()
+            text = "".join(client.stream_chat([{"role": "user", "content": "Hello"}],
+                                              max_tokens=1, temperature=0.0))
+            took = time.monotonic() - started
+            served = llm.model or (names[0] if names else "its default model")
+            lines.append(f"{client.host}: {served}, a one-token answer ({text.strip()!r}) "
+                         f"in {took:.1f} s")
+        except ModelError as exc:
+            failed.append(str(exc))
+        finally:
+            client.close()
+    if failed:
+        return Result(False, "inference servers: " + "; ".join(failed + lines),
+                      "start the server (e.g. `python -m llama_cpp.server --model FILE "
+                      "--host 0.0.0.0 --port 8080`, or llama.cpp's `llama-server`), check "
+                      "[llm] servers (base URLs ending in /v1) and [llm] model (a name the "
+                      "server lists at /v1/models), and that this machine can reach it")
+    return Result(True, "inference servers: " + "; ".join(lines))
+
+
+def _own_network(host: str) -> bool | None:
+    """True when every address `host` resolves to is private, loopback or link-local (the
+    deployer's own network), False when one is on the public internet, None when it does
+    not resolve."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return None
+    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    return bool(addresses) and not any(a.is_global for a in addresses)
+
+
+def check_servers_are_own(d: Doctor) -> Result | None:
+    """A server on the public internet may be an external AI provider, which this project
+    exists to avoid: warn, naming the address (it may be the deployer's own machine)."""
+    llm = d.cfg.llm
+    if llm.backend != "server":
+        return None
+    public = [u for u in llm.servers
+              if _own_network(urllib.parse.urlsplit(u).hostname or "") is False]
+    if public:
+        return Result(True, "inference servers on the public internet: "
+                      + ", ".join(urllib.parse.urlsplit(u).netloc for u in public)
+                      + " — citizens' questions leave your network",
+                      "if these are not your organisation's own machines, this may be an "
+                      "external AI provider, which civicbot exists to avoid: run the model on "
+                      "your own network (docs/scaling.md)", warning=True)
+    unknown = [u for u in llm.servers
+               if _own_network(urllib.parse.urlsplit(u).hostname or "") is None]
+    if unknown:
+        return Result(True, "inference servers: cannot tell where "
+                      + ", ".join(urllib.parse.urlsplit(u).netloc for u in unknown)
+                      + " is (the name does not resolve here)")
+    return Result(True, "inference servers are on this organisation's own network "
+                  "(private or loopback addresses)")
+
+
+CHECKS += [check_inference_servers, check_servers_are_own]
+
+
 def run_checks(d: Doctor, checks: list[Check] | None = None) -> list[Result]:
     """Every applicable check's result; a check that crashes is a failed check, not a crash."""
     results: list[Result] = []
@@ -585,8 +681,8 @@ def run_checks(d: Doctor, checks: list[Check] | None = None) -> list[Result]:
 def render(results: list[Result]) -> str:
     lines = []
     for r in results:
-        lines.append(f"{'✓' if r.ok else '✗'} {r.what}")
-        if not r.ok and r.fix:
+        lines.append(f"{('⚠' if r.warning else '✓') if r.ok else '✗'} {r.what}")
+        if (not r.ok or r.warning) and r.fix:
             lines.append(f"    fix: {r.fix}")
     failed = sum(not r.ok for r in results)
     lines.append(f"All {len(results)} checks passed." if not failed

@@ -10,6 +10,9 @@ The bot records its own events (questions, queue, Matrix sync). Other parts call
   registry.
 - `index_loaded(documents, chunks)` / `index_failed(reason)` when the serving index was
   (re)loaded or could not be; /healthz answers 503 while the index is not loaded.
+- The pool of inference servers (`[llm] backend = "server"`, civicbot/answer/pool.py):
+  `server_up`, `server_in_flight`, `server_answered`, `server_failed`, `servers_all_down`,
+  labelled by the server's host:port.
 
 Metric names follow Prometheus conventions (`_total` counters, `_seconds` units)."""
 
@@ -69,6 +72,18 @@ LAST_SYNC_OK = Gauge("civicbot_last_sync_ok", "1 when the last corpus sync succe
 MATRIX_SYNC = Gauge("civicbot_matrix_last_sync_timestamp_seconds",
                     "When the bot last received a sync response from the homeserver",
                     registry=REGISTRY)
+
+SERVER_UP = Gauge("civicbot_llm_server_up", "1 while an inference server takes requests, 0 "
+                  "while it is taken out after a failure", ["server"], registry=REGISTRY)
+SERVER_IN_FLIGHT = Gauge("civicbot_llm_server_in_flight",
+                         "Generations running on an inference server now", ["server"],
+                         registry=REGISTRY)
+SERVER_LATENCY = Histogram("civicbot_llm_server_generation_seconds",
+                           "How long an inference server took for a whole answer", ["server"],
+                           buckets=_ANSWER_BUCKETS, registry=REGISTRY)
+SERVER_ERRORS = Counter("civicbot_llm_server_errors", "Requests an inference server failed "
+                        "(unreachable, timed out, broke off, error status)", ["server"],
+                        registry=REGISTRY)
 
 OUTCOMES = ("generated", "extractive", "refused", "error")
 for _outcome in OUTCOMES:  # every series exists from the start, at 0
@@ -136,6 +151,31 @@ def sync_finished(ok: bool, when: float | None = None) -> None:
     LAST_SYNC_OK.set(1 if ok else 0)
     if not ok:
         ERRORS.labels("sync").inc()
+
+
+def server_up(server: str, up: bool) -> None:
+    SERVER_UP.labels(server).set(1 if up else 0)
+    SERVER_IN_FLIGHT.labels(server)
+    SERVER_ERRORS.labels(server)
+
+
+def server_in_flight(server: str, count: int) -> None:
+    SERVER_IN_FLIGHT.labels(server).set(count)
+
+
+def server_answered(server: str, seconds: float) -> None:
+    SERVER_LATENCY.labels(server).observe(seconds)
+    SERVER_UP.labels(server).set(1)
+
+
+def server_failed(server: str) -> None:
+    SERVER_ERRORS.labels(server).inc()
+    SERVER_UP.labels(server).set(0)
+
+
+def servers_all_down() -> None:
+    """No inference server could take a question: it got the quoted answer."""
+    ERRORS.labels("servers_down").inc()
 
 
 def health(max_sync_age_s: float, now: float | None = None) -> tuple[bool, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -99,7 +100,12 @@ class Service:
 
     @functools.cached_property
     def generator(self):  # type: ignore[no-untyped-def]
-        """The local model (loaded lazily on the first question)."""
+        """The local model (loaded lazily on the first question), or with `[llm] backend =
+        "server"` the pool of inference servers (civicbot/answer/pool.py)."""
+        if self.cfg.llm.backend == "server":
+            from civicbot.answer.pool import ServerPool
+
+            return ServerPool.from_config(self.cfg.llm, os.environ)
         from civicbot.answer.llm import LlamaGenerator
 
         return LlamaGenerator.from_config(self.cfg.llm, self.model_path())
@@ -152,11 +158,22 @@ class Service:
         return sorted(self.snapshot().docs.values(), key=lambda d: d.name)
 
     def about(self) -> dict[str, str]:
-        path = self.model_path()
+        """Facts for !about. Where the model runs is public: the backend, and with servers
+        their hosts (a citizen may check they are the organisation's own)."""
         docs = self.documents()
+        llm = self.cfg.llm
+        if llm.backend == "server":
+            from civicbot.answer.server import host_of
+
+            model = {"model": llm.model or "the servers' default model",
+                     "backend": "inference servers (OpenAI-compatible API)",
+                     "servers": ", ".join(host_of(u) for u in llm.servers)}
+        else:
+            path = self.model_path()
+            model = {"model": path.name, "model_sha256": _sha256_prefix(path),
+                     "backend": "local (inside this process)"}
         return {
-            "model": path.name,
-            "model_sha256": _sha256_prefix(path),
+            **model,
             "embedding_model": self.embedder.name,
             "documents": str(len(docs)),
             "corpus_updated": self.snapshot().created or "never",

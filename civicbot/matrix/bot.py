@@ -133,7 +133,8 @@ class Bot:
         )
         self._undecryptable = crypto.Undecryptable()
         self.scheduler: Scheduler[Job] = Scheduler(
-            self._answer, cfg.bot.queue_size, cfg.bot.rate_limit_per_minute
+            self._answer, cfg.bot.queue_size, cfg.bot.rate_limit_per_minute,
+            workers=cfg.answer_workers,
         )
         self.counters: Counter[str] = Counter()
         self.ready = asyncio.Event()
@@ -811,6 +812,12 @@ async def serve(cfg: Config, answerer: Answerer) -> None:
     """Run the bot until SIGINT or SIGTERM."""
     bot = Bot(cfg, answerer)
     loop = asyncio.get_running_loop()
+    if cfg.answer_workers > 1:
+        # Each answer holds a thread (asyncio.to_thread) while it is written; the default
+        # pool (cores + 4) would cap answers at once and starve the bot's other calls.
+        from concurrent.futures import ThreadPoolExecutor
+
+        loop.set_default_executor(ThreadPoolExecutor(cfg.answer_workers + 8))
     task = asyncio.create_task(bot.run())
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # not on Windows

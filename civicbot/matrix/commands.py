@@ -98,6 +98,8 @@ def unknown_text(word: str, language: str) -> Rendered:
 _ABOUT_LABELS = {
     "model": ("Language model", "Taalmodel"),
     "model_sha256": ("Model sha256", "Model-sha256"),
+    "backend": ("Where the model runs", "Waar het model draait"),
+    "servers": ("Inference servers", "Inferentieservers"),
     "embedding_model": ("Embedding model", "Embeddingmodel"),
     "documents": ("Documents", "Documenten"),
     "corpus_updated": ("Documents last changed", "Documenten laatst gewijzigd"),

@@ -1,5 +1,6 @@
 """Fairness under load: a bounded queue served round-robin per citizen, one generation at a
-time, a per-citizen rate limit, and an explicit answer when the queue is full.
+time (or `workers` at once, with inference servers that can write several answers), a
+per-citizen rate limit, and an explicit answer when the queue is full.
 
 User ids live only in memory here, as dictionary keys; nothing is written to disk.
 """
@@ -109,8 +110,8 @@ class Admission:
 
 
 class Scheduler(Generic[T]):
-    """Runs `handle(item)` for one item at a time, in fair order. Failures of one item are
-    logged and never stop the loop."""
+    """Runs `handle(item)` for `workers` items at a time (default one), in fair order.
+    Failures of one item are logged and never stop the loop."""
 
     def __init__(
         self,
@@ -118,16 +119,24 @@ class Scheduler(Generic[T]):
         queue_size: int,
         per_minute: int,
         clock: Callable[[], float] = time.monotonic,
+        workers: int = 1,
     ):
         self._handle = handle
         self.queue: FairQueue[T] = FairQueue(queue_size)
         self.limiter = RateLimiter(per_minute, clock)
         self._wakeup = asyncio.Event()
-        self.current: T | None = None
+        self.workers = max(1, workers)
+        self.running: list[T] = []  # items being handled now, oldest first
+
+    @property
+    def current(self) -> T | None:
+        """The item handled longest (with one worker: the one being handled), or None."""
+        return self.running[0] if self.running else None
 
     @property
     def busy(self) -> bool:
-        return self.current is not None or len(self.queue) > 0
+        """True when a new item would have to wait for a worker."""
+        return len(self.running) + len(self.queue) >= self.workers
 
     def offer(self, key: Hashable, item: T, *, rate_limited: bool = True) -> Admission:
         """Queue `item` for citizen `key`, or say why not."""
@@ -135,23 +144,29 @@ class Scheduler(Generic[T]):
             wait = self.limiter.check(key)
             if wait > 0:
                 return Admission("rate_limited", retry_after=wait)
-        was_busy = self.busy
         try:
             position = self.queue.put(key, item)
         except QueueFull:
             return Admission("busy")
         self._wakeup.set()
-        return Admission("queued", position) if was_busy else Admission("started")
+        # Items a free worker takes at once are not waiting: they do not count as places.
+        free = self.workers - len(self.running)
+        return Admission("queued", position - free) if position > free else Admission("started")
 
     async def run(self) -> None:
-        """Serve the queue until cancelled."""
+        """Serve the queue with `workers` workers until cancelled."""
+        if self.workers == 1:  # in this task, as before there were workers
+            await self._work()
+        await asyncio.gather(*(self._work() for _ in range(self.workers)))
+
+    async def _work(self) -> None:
         while True:
             item = self.queue.pop()
             if item is None:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            self.current = item
+            self.running.append(item)
             try:
                 await self._handle(item)
             except asyncio.CancelledError:
@@ -159,4 +174,4 @@ class Scheduler(Generic[T]):
             except Exception:
                 log.exception("answering a queued question failed; carrying on")
             finally:
-                self.current = None
+                self.running.remove(item)

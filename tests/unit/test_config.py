@@ -46,6 +46,12 @@ def test_example_config_loads_and_documents_every_key():
      r'sources\[0\].every: expected a duration like "30m"'),
     ({"sources": {"url": "https://a.example/x.pdf"}}, "sources: expected an array of tables"),
     ({"sync": {"watch_every": "0m"}}, "sync.watch_every: expected a duration"),
+    ({"llm": {"backend": "cloud"}}, "llm.backend: must be one of local, server"),
+    ({"llm": {"backend": "server"}}, "llm.servers: required with backend"),
+    ({"llm": {"servers": ["10.0.0.5:8080"]}}, r"llm.servers: expected an http://"),
+    ({"llm": {"api_key_env": "sk-12345"}}, "llm.api_key_env: expected the NAME"),
+    ({"llm": {"max_concurrent": 0}}, "llm.max_concurrent: must be at least 1"),
+    ({"bot": {"concurrent_answers": 0}}, "bot.concurrent_answers: must be at least 1"),
 ])
 def test_wrong_config_is_refused_with_section_and_key(data, message):
     with pytest.raises(ConfigError, match=message):
@@ -68,3 +74,13 @@ def test_cli_exits_2_on_config_errors(tmp_path, capsys):
     assert main(["--config", str(bad), "docs", "list"]) == 2
     assert "index.paht: unknown key" in capsys.readouterr().err
     assert main(["--config", str(tmp_path / "missing.toml"), "docs", "list"]) == 2
+
+
+def test_concurrent_answers_apply_to_servers_only():
+    servers = {"backend": "server", "servers": ["http://127.0.0.1:8080/v1"]}
+    assert config.build({"bot": {"concurrent_answers": 4}}, env={}).answer_workers == 1
+    assert config.build({"bot": {"concurrent_answers": 4}, "llm": servers},
+                        env={}).answer_workers == 4
+    cfg = config.build({}, env={"CIVICBOT_LLM_BACKEND": "server",
+                                "CIVICBOT_LLM_SERVERS": "http://a:1/v1, http://b:2/v1"})
+    assert cfg.llm.servers == ("http://a:1/v1", "http://b:2/v1")

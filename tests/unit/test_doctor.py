@@ -205,3 +205,49 @@ def test_a_damaged_index_is_reported_with_the_rebuild_fix(tmp_path):
     assert not result.ok and "cannot be loaded" in result.what
     assert "civicbot ingest --rebuild" in result.fix
     assert doctor.check_index_matches_corpus(d) is None
+
+
+# -- [llm] backend = "server" ----------------------------------------------------------------
+
+
+def test_inference_servers_that_cannot_be_reached_are_reported_with_how_to_start_one(tmp_path):
+    port = free_port()
+    d = _setup(tmp_path, llm={"backend": "server", "servers": [f"http://127.0.0.1:{port}/v1"],
+                              "timeout_s": 2.0})
+    result = _by_check(d, doctor.check_inference_servers)
+    assert not result.ok and f"127.0.0.1:{port} is unreachable" in result.what
+    assert "llama_cpp.server" in result.fix
+    # The model runs elsewhere: no local model file is asked for.
+    assert doctor.check_language_model(d) is None
+    assert doctor.check_inference_servers(_setup(tmp_path)) is None  # local: not applicable
+
+
+def test_a_missing_api_key_variable_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOCTOR_TEST_KEY", raising=False)
+    d = _setup(tmp_path, llm={"backend": "server", "servers": ["http://127.0.0.1:9/v1"],
+                              "api_key_env": "DOCTOR_TEST_KEY"})
+    result = _by_check(d, doctor.check_inference_servers)
+    assert not result.ok and "DOCTOR_TEST_KEY" in result.what
+
+
+def test_a_server_on_the_public_internet_is_a_warning_that_names_it(tmp_path):
+    own = _setup(tmp_path, llm={"backend": "server", "servers": [
+        "http://127.0.0.1:8080/v1", "http://10.0.0.5:8080/v1", "http://[fd00::5]:8080/v1"]})
+    result = _by_check(own, doctor.check_servers_are_own)
+    assert result.ok and not result.warning and "own network" in result.what
+    public = _setup(tmp_path, llm={"backend": "server", "servers": [
+        "http://10.0.0.5:8080/v1", "https://8.8.8.8/v1"]})
+    result = _by_check(public, doctor.check_servers_are_own)
+    assert result.ok and result.warning  # a warning: it may be the deployer's own machine
+    assert "8.8.8.8" in result.what and "10.0.0.5" not in result.what
+    assert "external AI provider" in result.fix
+    shown = doctor.render([result])
+    assert shown.startswith("⚠ ") and "fix:" in shown and "All 1 checks passed." in shown
+
+
+def test_with_servers_memory_is_counted_without_the_model(tmp_path):
+    d = _setup(tmp_path, llm={"backend": "server", "servers": ["http://127.0.0.1:9/v1"]})
+    result = doctor.check_memory(d)
+    if result is not None:  # None off Linux
+        assert "inference servers" in result.what
+        assert f"about {doctor._size(doctor.memory_needed(0, 0))} needed" in result.what

@@ -81,3 +81,35 @@ def test_scheduler_runs_one_at_a_time_and_reports_admission():
 
     seen, max_parallel = asyncio.run(main())
     assert seen == ["b1", "c1"] and max_parallel == 1
+
+
+def test_scheduler_with_workers_runs_that_many_at_once_in_fair_order():
+    async def main():
+        running, started, max_parallel = 0, [], 0
+        release = asyncio.Event()
+
+        async def handle(item):
+            nonlocal running, max_parallel
+            running += 1
+            started.append(item)
+            max_parallel = max(max_parallel, running)
+            await release.wait()
+            running -= 1
+
+        s = Scheduler(handle, queue_size=5, per_minute=0, clock=Clock(), workers=2)
+        worker = asyncio.create_task(s.run())
+        assert s.offer("a", "a1").status == "started"
+        assert s.offer("a", "a2").status == "started"  # a second worker is free
+        await asyncio.sleep(0.01)
+        third = s.offer("b", "b1")
+        assert (third.status, third.position) == ("queued", 1)
+        assert s.offer("a", "a3").position == 2
+        assert sorted(s.running) == ["a1", "a2"] and s.current == "a1"
+        release.set()
+        while len(started) < 4 or s.running:
+            await asyncio.sleep(0.01)
+        worker.cancel()
+        return started, max_parallel
+
+    started, max_parallel = asyncio.run(main())
+    assert started == ["a1", "a2", "b1", "a3"] and max_parallel == 2
