@@ -80,6 +80,8 @@ class MatrixConfig:
     allowed_servers: tuple[str, ...] = ()  # empty: the bot's own homeserver
     allowed_users: tuple[str, ...] = ()
     answer_all_rooms: tuple[str, ...] = ()  # rooms where every message is a question
+    max_rooms: int = 500  # invitations beyond this many rooms are declined
+    max_rooms_per_inviter: int = 10
     source_code_url: str = "https://example.org/civicbot"
 
 
@@ -87,6 +89,7 @@ class MatrixConfig:
 class BotConfig:
     queue_size: int = 10
     rate_limit_per_minute: int = 6
+    replies_per_minute: int = 20  # every kind of reply: then one "slow down", then silence
     edit_interval_s: float = 1.0
     max_edits: int = 30
     log_questions: bool = False
@@ -243,8 +246,16 @@ def _check_sha256(value: str) -> None:
         raise ValueError("expected 64 hexadecimal characters (a sha256 digest)")
 
 
+def _at_least_one(value: int) -> None:
+    if value < 1:
+        raise ValueError(f"expected 1 or more, got {value}")
+
+
 # Checks of single values beyond their type: (section, key) -> raises ValueError(message).
 _CHECKS: dict[tuple[str, str], Any] = {
+    ("matrix", "max_rooms"): _at_least_one,
+    ("matrix", "max_rooms_per_inviter"): _at_least_one,
+    ("bot", "replies_per_minute"): _at_least_one,
     ("sync", "every"): parse_duration,
     ("sync", "watch_every"): parse_duration,
     ("sources", "url"): _check_url,
