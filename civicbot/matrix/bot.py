@@ -696,6 +696,13 @@ class Bot:
                   in_thread=msg.thread_root is not None)
         self._admit(job, rate_limited=True)
 
+    def _short_reply(self, msg: events.Incoming, thread_root: str, text: str, what: str) -> None:
+        self.state.mark_done(msg.event_id)
+        self._spawn(
+            self._notice(msg.room_id, thread_root, msg.event_id, render_notice(text), "status"),
+            what,
+        )
+
     def _may_reply(self, sender: str, event_id: str, room_id: str, thread_root: str,
                    language: str) -> bool:
         """The per-sender limit on replies of every kind (bot.replies_per_minute): False

@@ -128,6 +128,22 @@ def test_every_reply_counts_against_the_sender_limit_with_one_warning(tmp_path):
     assert bot.counters["replies_withheld"] == 17
 
 
+def test_a_bare_mention_and_a_stale_question_get_their_short_replies(tmp_path):
+    bot, sent = make_bot(tmp_path)
+
+    async def main() -> None:
+        await bot._on_event("!dm", text_event("$m", BOT))
+        stale = text_event("$old", "How much is a parking permit?")
+        stale["origin_server_ts"] = 1_000_000_000_000  # 2001
+        await bot._on_event("!dm", stale)
+        await settle(bot)
+
+    asyncio.run(main())
+    bodies = [c["body"] for c in sent]
+    assert bodies == [t("empty", "nl"), t("stale", "en")]
+    assert bot.state.seen("$m") and bot.state.seen("$old") and not bot.state.pending
+
+
 def test_a_question_deleted_before_its_turn_is_not_answered(tmp_path):
     bot, _ = make_bot(tmp_path)
     job = Job("$q", "!dm", "$q", ALICE, "parking?", "en", in_thread=False)
