@@ -72,8 +72,10 @@ SEND_PATIENCE_S = 600.0  # how long a reply keeps being retried while the server
 STALE_AFTER_S = 24 * 3600  # questions older than this when first seen get an apology
 HISTORY_TURNS = 10
 TYPING_MS = 30_000
-# Sends in flight at once; replies other than answers leave the last slot to answers.
-SENDS_AT_ONCE = 4
+# Sends in flight at once; replies other than answers to questions leave the last two
+# slots to those.
+SENDS_AT_ONCE = 6
+SENDS_RESERVED = 2
 REPLY_PATIENCE_S = 120.0  # command replies and notices give up sooner than answers
 JOINS_AT_ONCE = 2  # invitations are joined in the background, a few at a time
 JOIN_PATIENCE_S = 120.0
@@ -155,7 +157,8 @@ class Bot:
         self._health: health.HealthServer | None = None
         self._index_problem = ""
         self.replies = ReplyGate(cfg.bot.replies_per_minute)
-        self._sends = SendGate(SENDS_AT_ONCE, reserved=1)
+        self._sends = SendGate(SENDS_AT_ONCE, reserved=SENDS_RESERVED)
+        self._index_check: asyncio.Task[None] | None = None
         self._joins = asyncio.Semaphore(JOINS_AT_ONCE)
         self._joining: set[str] = set()  # invitations being accepted or declined
         self._declining: set[str] = set()
@@ -240,8 +243,10 @@ class Bot:
         final: bool = True,
     ) -> str:
         content = events.notice_content(rendered, kind, thread_root, reply_to, mention, final)
+        # Replies to a question (its placeholder, or its place in the queue or "busy") are
+        # the citizen's first sign of life: they go before command replies and warnings.
         return await self._send(room_id, content, f"sending a {kind} notice",
-                                urgent=kind == "answer")
+                                urgent=kind == "answer" or mention is not None)
 
     async def _edit(self, room_id: str, original: str, rendered: Rendered, final: bool) -> None:
         content = events.edit_content(original, rendered, "answer", final)
@@ -401,7 +406,11 @@ class Bot:
             patience=None,
         )
         metrics.matrix_synced()  # the heartbeat /healthz looks at
-        await self._check_index()
+        # In the background: the new events need not wait for a look at the index.
+        if self._index_check is None or self._index_check.done():
+            self._index_check = asyncio.create_task(self._check_index())
+            self._tasks.add(self._index_check)
+            self._index_check.add_done_callback(self._tasks.discard)
         return resp
 
     async def _check_index(self) -> None:
