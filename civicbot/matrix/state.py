@@ -79,6 +79,8 @@ class BotState:
         self._on_change: Callable[[], None] | None = None
         self.dirty = False
         self._write_lock = threading.Lock()
+        self._taken = 0  # snapshots taken, and the newest one written: an older snapshot
+        self._written = 0  # whose thread runs late must not overwrite a newer one
         self.user_id = ""  # the bot's own id: the state belongs to one account
         self.device_id = ""
         self.next_batch = ""
@@ -118,7 +120,9 @@ class BotState:
     def snapshot(self) -> dict[str, Any]:
         """The state as JSON-ready data, detached from later changes."""
         self.dirty = False
+        self._taken += 1
         return {
+            "_snapshot": self._taken,
             "version": VERSION,
             "user_id": self.user_id,
             "device_id": self.device_id,
@@ -130,8 +134,14 @@ class BotState:
         }
 
     def write(self, data: dict[str, Any]) -> None:
-        """Write a `snapshot()` atomically (safe to call from a worker thread)."""
+        """Write a `snapshot()` atomically (safe to call from a worker thread); a snapshot
+        older than one already written is dropped."""
+        data = dict(data)
+        number = data.pop("_snapshot", 0)
         with self._write_lock:
+            if number and number <= self._written:
+                return
+            self._written = max(self._written, number)
             tmp = self.path.with_name(self.path.name + ".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -163,6 +173,7 @@ class BotState:
         if self.user_id and self.user_id != user_id:
             fresh = BotState(self.path)
             fresh._on_change, fresh._write_lock = self._on_change, self._write_lock
+            fresh._taken, fresh._written = self._taken, self._written
             self.__dict__.update(fresh.__dict__)
         self.user_id, self.device_id = user_id, device_id
         self._changed()

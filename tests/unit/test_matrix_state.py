@@ -140,3 +140,13 @@ def test_deferred_saves_write_one_snapshot_when_the_owner_asks(tmp_path):
     s.defer_saves(None)
     s.mark_done("$c2")  # saving at once again
     assert BotState.load(tmp_path).seen("$c2") and not BotState.load(tmp_path).pending
+
+
+def test_an_older_snapshot_written_late_does_not_overwrite_a_newer_one(tmp_path):
+    s = BotState.load(tmp_path)
+    s.set_sync_token("s1")
+    older = s.snapshot()
+    s.set_sync_token("s2")
+    s.write(s.snapshot())
+    s.write(older)  # e.g. a writer thread that ran late at shutdown
+    assert BotState.load(tmp_path).next_batch == "s2"
