@@ -72,10 +72,12 @@ SEND_PATIENCE_S = 600.0  # how long a reply keeps being retried while the server
 STALE_AFTER_S = 24 * 3600  # questions older than this when first seen get an apology
 HISTORY_TURNS = 10
 TYPING_MS = 30_000
-# Sends in flight at once; replies other than answers to questions leave the last two
-# slots to those.
-SENDS_AT_ONCE = 6
-SENDS_RESERVED = 2
+# Sends in flight at once. Replies to questions (bounded by the queue and the per-sender
+# limit) may use them all; other replies (commands, warnings) at most 4, so that a flood of
+# those cannot delay a citizen's first sign of life. With 6 slots in all, the busy notices
+# of bench/load.py (20 citizens) waited 4-6 s behind the queue notices.
+SENDS_AT_ONCE = 16
+SENDS_RESERVED = 12
 REPLY_PATIENCE_S = 120.0  # command replies and notices give up sooner than answers
 JOINS_AT_ONCE = 2  # invitations are joined in the background, a few at a time
 JOIN_PATIENCE_S = 120.0
