@@ -267,6 +267,40 @@ async def load(hs: Any, cfg: Any, service: Any, accounts: list[dict[str, str]],
             await bot_task
 
 
+async def idle_baseline(hs: Any, cfg: Any, service: Any, account: dict[str, str],
+                        deadline: float) -> float | None:
+    """The first sign of life for one citizen asking an idle bot (the same bot, homeserver
+    and clients as the load): the baseline the load's figures are divided by."""
+    import nio
+
+    from civicbot.matrix.bot import Bot
+
+    bot = Bot(cfg, service)
+    bot_task = asyncio.create_task(bot.run())
+    c = Citizen(nio.AsyncClient(hs.url, account["user_id"], device_id=account["device_id"]),
+                QUESTIONS[0])
+    c.client.user_id, c.client.access_token = account["user_id"], account["access_token"]
+    try:
+        await asyncio.wait_for(bot.ready.wait(), max(1.0, deadline - time.monotonic()))
+        await call("first sync", c.client.sync(timeout=0, full_state=False))
+        await open_direct_chat(c, bot.user_id)
+        c.task = asyncio.create_task(c.sync_forever(bot.user_id))
+        await asyncio.sleep(1.0)
+        await ask(c)
+        while time.monotonic() < deadline and not settled(c, bot.user_id):
+            await asyncio.sleep(0.1)
+        return outcome_of(c, bot.user_id).first_sign_s
+    finally:
+        if c.task:
+            c.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await c.task
+        await c.client.close()
+        bot_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await bot_task
+
+
 def report(citizens: list[Citizen], outcomes: list[Outcome], bot: Any, load_s: float,
            queue_size: int, time_limit: float) -> bool:
     """Print the figures and the checks; returns whether all checks passed."""
@@ -379,6 +413,9 @@ def main() -> int:
             print(f"models loaded in {time.monotonic() - t_warm:.1f} s", flush=True)
             if time.monotonic() > deadline:
                 raise SetupFailed(f"setup took longer than --time-limit {args.time_limit:.0f} s")
+            idle_s = asyncio.run(idle_baseline(
+                hs, cfg, service, hs.register("baseline", secrets.token_urlsafe(12)), deadline))
+            print(f"idle bot: first sign of life after {idle_s or 0:.2f} s", flush=True)
             citizens, outcomes, bot, load_s = asyncio.run(
                 load(hs, cfg, service, accounts, deadline))
             on_servers = (against_servers(args.servers, hs, cfg, service, accounts,
@@ -393,6 +430,11 @@ def main() -> int:
     if on_servers is not None:
         ok = report_servers(on_servers, outcomes, args.servers, cfg.bot.queue_size,
                             args.time_limit) and ok
+    signs = [o.first_sign_s for o in outcomes if o.first_sign_s is not None]
+    if signs and idle_s:
+        p95 = percentile(signs, 0.95)
+        print(f"\nfirst sign of life p95 with {len(citizens)} citizens: {p95:.2f} s; "
+              f"idle bot {idle_s:.2f} s; ratio {p95 / idle_s:.1f}x (target p95 < 1 s)")
     print(f"\ntotal runtime {time.monotonic() - t_start:.1f} s")
     return 0 if ok else 1
 

@@ -94,10 +94,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: bool) -> None:
+    from civicbot.logs import redact_handlers
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    redact_handlers()
 
 
 def _progress_bar():  # type: ignore[no-untyped-def]

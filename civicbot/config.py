@@ -88,6 +88,8 @@ class MatrixConfig:
     allowed_servers: tuple[str, ...] = ()  # empty: the bot's own homeserver
     allowed_users: tuple[str, ...] = ()
     answer_all_rooms: tuple[str, ...] = ()  # rooms where every message is a question
+    max_rooms: int = 500  # invitations beyond this many rooms are declined
+    max_rooms_per_inviter: int = 10
     source_code_url: str = "https://example.org/civicbot"
 
 
@@ -95,6 +97,7 @@ class MatrixConfig:
 class BotConfig:
     queue_size: int = 10
     rate_limit_per_minute: int = 6
+    replies_per_minute: int = 20  # every kind of reply: then one "slow down", then silence
     edit_interval_s: float = 1.0
     max_edits: int = 30
     log_questions: bool = False
@@ -286,6 +289,9 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("llm", "timeout_s"): _at_least(0.1),
     ("llm", "max_concurrent"): _at_least(1),
     ("bot", "concurrent_answers"): _at_least(1),
+    ("matrix", "max_rooms"): _at_least(1),
+    ("matrix", "max_rooms_per_inviter"): _at_least(1),
+    ("bot", "replies_per_minute"): _at_least(1),
     ("sync", "every"): parse_duration,
     ("sync", "watch_every"): parse_duration,
     ("sources", "url"): _check_url,

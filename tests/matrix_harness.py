@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from civicbot import config as config_mod
-from civicbot.matrix.events import FINAL, KIND
+from civicbot.matrix.events import FINAL, KIND, content_of, obj
 from civicbot.model import Answer, Citation, DocInfo, Turn
 
 nio = pytest.importorskip("nio")
@@ -324,20 +324,21 @@ class Citizen:
         """The `sender`'s thread messages replying to `question_id` (edits excluded)."""
         out = []
         for ev in self.events.get(room_id, []):
-            content = ev.get("content") or {}
-            rel = content.get("m.relates_to") or {}
+            # the room may hold malformed events (tests/integration/test_bot_hardening.py)
+            rel = obj(content_of(ev).get("m.relates_to"))
             if (ev.get("sender") == sender and ev.get("type") == "m.room.message"
                     and rel.get("rel_type") == "m.thread"
-                    and (rel.get("m.in_reply_to") or {}).get("event_id") == question_id):
+                    and obj(rel.get("m.in_reply_to")).get("event_id") == question_id):
                 out.append(ev)
         return out
 
     def edits_of(self, room_id: str, event_id: str) -> list[dict[str, Any]]:
-        return [
-            ev for ev in self.events.get(room_id, [])
-            if ((ev.get("content") or {}).get("m.relates_to") or {}).get("rel_type") == "m.replace"
-            and ev["content"]["m.relates_to"].get("event_id") == event_id
-        ]
+        out = []
+        for ev in self.events.get(room_id, []):
+            rel = obj(content_of(ev).get("m.relates_to"))
+            if rel.get("rel_type") == "m.replace" and rel.get("event_id") == event_id:
+                out.append(ev)
+        return out
 
     async def wait_reply(
         self, room_id: str, question_id: str, sender: str, kind: str | None = None,

@@ -42,7 +42,7 @@ from civicbot import health, metrics
 from civicbot.config import Config
 from civicbot.errors import CivicbotError, GenerationTimeout, MatrixError
 from civicbot.matrix import commands, crypto, editing, events, feedback
-from civicbot.matrix.queue import Scheduler
+from civicbot.matrix.queue import ReplyGate, Scheduler, SendGate
 from civicbot.matrix.render import (
     Rendered,
     answer_text_from_body,
@@ -72,6 +72,16 @@ SEND_PATIENCE_S = 600.0  # how long a reply keeps being retried while the server
 STALE_AFTER_S = 24 * 3600  # questions older than this when first seen get an apology
 HISTORY_TURNS = 10
 TYPING_MS = 30_000
+# Sends in flight at once. Replies to questions (bounded by the queue and the per-sender
+# limit) may use them all; other replies (commands, warnings) at most 4, so that a flood of
+# those cannot delay a citizen's first sign of life. With 6 slots in all, the busy notices
+# of bench/load.py (20 citizens) waited 4-6 s behind the queue notices.
+SENDS_AT_ONCE = 16
+SENDS_RESERVED = 12
+REPLY_PATIENCE_S = 120.0  # command replies and notices give up sooner than answers
+JOINS_AT_ONCE = 2  # invitations are joined in the background, a few at a time
+JOIN_PATIENCE_S = 120.0
+STATE_WRITE_DELAY_S = 0.5  # changes to state.json are gathered this long, then written
 
 
 @dataclass(eq=False)  # identity, not equality: the queue finds jobs by `is`
@@ -149,6 +159,17 @@ class Bot:
         self.editing = editing.for_bot(self)  # None when the answerer cannot change the corpus
         self._health: health.HealthServer | None = None
         self._index_problem = ""
+        self.replies = ReplyGate(cfg.bot.replies_per_minute)
+        self._sends = SendGate(SENDS_AT_ONCE, reserved=SENDS_RESERVED)
+        self._index_check: asyncio.Task[None] | None = None
+        self._joins = asyncio.Semaphore(JOINS_AT_ONCE)
+        self._joining: set[str] = set()  # invitations being accepted or declined
+        self._declining: set[str] = set()
+        self._leaving: set[str] = set()
+        # Rooms joined on each user's invitation since the start, in memory only (as the
+        # queue's user ids are): for matrix.max_rooms_per_inviter.
+        self._invited_by: dict[str, set[str]] = {}
+        self._state_dirty = asyncio.Event()
 
     # -- the Matrix edge -------------------------------------------------------------------
 
@@ -191,16 +212,24 @@ class Bot:
             log.warning("%s: %s; retrying in %.1f s", what, problem, wait)
             await asyncio.sleep(wait)
 
-    async def _send(self, room_id: str, content: dict[str, Any], what: str) -> str:
+    async def _send(
+        self, room_id: str, content: dict[str, Any], what: str, urgent: bool = False
+    ) -> str:
+        """Send a message: `urgent` for answers (they go first, and are retried longer)."""
+        # Nobody is notified unless the content says so: without `m.mentions` clients look
+        # for names in the text, and a remote error reason could say "@room".
+        content.setdefault("m.mentions", {})
         # One transaction id for all retries: the server drops a repeated send.
         txn = uuid.uuid4().hex
         try:
-            # Trust on first use (crypto.py): unverified devices get the room key too.
-            resp = await self._call(
-                what,
-                lambda: self.client.room_send(room_id, "m.room.message", content, tx_id=txn,
-                                              ignore_unverified_devices=True),
-            )
+            async with self._sends.slot(urgent):
+                # Trust on first use (crypto.py): unverified devices get the room key too.
+                resp = await self._call(
+                    what,
+                    lambda: self.client.room_send(room_id, "m.room.message", content,
+                                                  tx_id=txn, ignore_unverified_devices=True),
+                    patience=SEND_PATIENCE_S if urgent else REPLY_PATIENCE_S,
+                )
         except (LocalProtocolError, OlmTrustError, EncryptionError, GroupEncryptionError) as exc:
             # encryption refused to send (e.g. the room's members could not be loaded)
             raise MatrixError(f"{what}: {exc}") from exc
@@ -217,11 +246,14 @@ class Bot:
         final: bool = True,
     ) -> str:
         content = events.notice_content(rendered, kind, thread_root, reply_to, mention, final)
-        return await self._send(room_id, content, f"sending a {kind} notice")
+        # Replies to a question (its placeholder, or its place in the queue or "busy") are
+        # the citizen's first sign of life: they go before command replies and warnings.
+        return await self._send(room_id, content, f"sending a {kind} notice",
+                                urgent=kind == "answer" or mention is not None)
 
     async def _edit(self, room_id: str, original: str, rendered: Rendered, final: bool) -> None:
         content = events.edit_content(original, rendered, "answer", final)
-        await self._send(room_id, content, "editing an answer")
+        await self._send(room_id, content, "editing an answer", urgent=True)
 
     async def _typing(self, room_id: str, on: bool) -> None:
         try:
@@ -295,6 +327,7 @@ class Bot:
         try:
             self._health = health.start(self.cfg.health)
             await self.login()
+            self._start_state_writer()
             await self._check_index()
             first = not self.state.next_batch
             resp = await self._sync(full_state=True, timeout=0)
@@ -332,7 +365,37 @@ class Bot:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.state.dirty:  # what the writer had not written yet
+            try:
+                await asyncio.to_thread(self.state.write, self.state.snapshot())
+            except OSError as exc:
+                log.error("state.json could not be written: %s", exc)
+        self.state.defer_saves(None)
         await self.client.close()
+
+    # -- state.json, written off the event loop ------------------------------------------
+
+    def _start_state_writer(self) -> None:
+        self.state.defer_saves(self._state_dirty.set)
+        task = asyncio.create_task(self._write_state())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write_state(self) -> None:
+        """Write state.json in a worker thread, at most every STATE_WRITE_DELAY_S: a burst
+        of messages makes one write, not one fsync each on the event loop."""
+        while True:
+            await self._state_dirty.wait()
+            await asyncio.sleep(STATE_WRITE_DELAY_S)
+            self._state_dirty.clear()
+            data = self.state.snapshot()  # on the loop: no change can interleave
+            try:
+                await asyncio.to_thread(self.state.write, data)
+            except OSError as exc:  # e.g. a full disk: keep serving, try again later
+                log.error("state.json could not be written (%s); retrying", exc)
+                self.state.dirty = True
+                self._state_dirty.set()
+                await asyncio.sleep(5)
 
     async def _sync(self, full_state: bool, timeout: int) -> Any:
         resp = await self._call(
@@ -346,7 +409,11 @@ class Bot:
             patience=None,
         )
         metrics.matrix_synced()  # the heartbeat /healthz looks at
-        await self._check_index()
+        # In the background: the new events need not wait for a look at the index.
+        if self._index_check is None or self._index_check.done():
+            self._index_check = asyncio.create_task(self._check_index())
+            self._tasks.add(self._index_check)
+            self._index_check.add_done_callback(self._tasks.discard)
         return resp
 
     async def _check_index(self) -> None:
@@ -367,32 +434,68 @@ class Bot:
 
     async def _handle_sync(self, resp: Any, catch_up: bool) -> None:
         """React to one sync response. On the very first start (`catch_up=False`) old
-        messages are only skipped: they were sent before the bot existed."""
+        messages are only skipped: they were sent before the bot existed. Each invitation
+        and each event is handled on its own: one that fails is logged and skipped, and the
+        rest of the batch (and the sync token after it) carries on."""
         for room_id, info in resp.rooms.invite.items():
-            await self._on_invite(room_id, info)
+            self._isolated(room_id, "", "an invitation",
+                           lambda r=room_id, i=info: self._on_invite(r, i))
         for room_id, info in resp.rooms.join.items():
             if info.timeline.limited and catch_up and room_id in self._known_rooms:
                 log.warning("room %s: more messages arrived while away than one sync shows; "
                             "older ones are not answered", room_id)
             if catch_up:
                 for event in info.timeline.events:
-                    try:
-                        if isinstance(event, MegolmEvent):  # nio could not decrypt it
-                            self._on_undecryptable(room_id, event)
-                        else:
-                            await self._on_event(room_id, event.source)
-                    except CivicbotError as exc:
-                        log.warning("room %s: handling an event failed: %s", room_id, exc)
-            await self._leave_if_alone(room_id)
+                    await self._one_event(room_id, event)
+            self._isolated(room_id, "", "checking who is left in the room",
+                           lambda r=room_id: self._leave_if_alone(r))
         self._known_rooms = set(self.client.rooms)
+        self._joining -= self._known_rooms
         if catch_up:  # room keys that came late: read the messages that waited for them
             for room_id, source in self._undecryptable.retry(self.client):
                 log.info("room %s: a message became readable after its key arrived", room_id)
-                try:
-                    await self._on_event(room_id, source)
-                except CivicbotError as exc:
-                    log.warning("room %s: handling an event failed: %s", room_id, exc)
+                await self._one_event(room_id, source)
         await self._crypto_upkeep()
+
+    async def _one_event(self, room_id: str, event: Any) -> None:
+        """Handle one event (a nio Event, or a decrypted event's dict) in isolation."""
+        source = event if isinstance(event, dict) else getattr(event, "source", None)
+        event_id = events.event_id_of(source)
+        if event_id and self.state.seen(event_id):
+            return  # handled before (or failed before: then it is not tried again)
+        try:
+            if isinstance(event, MegolmEvent):  # nio could not decrypt it
+                self._on_undecryptable(room_id, event)
+            else:
+                await self._on_event(room_id, events.obj(source))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(room_id, event_id, "an event", exc)
+
+    def _isolated(self, room_id: str, event_id: str, what: str,
+                  handle: Callable[[], Any]) -> None:
+        """Run a synchronous handler; an exception is logged and swallowed."""
+        try:
+            handle()
+        except Exception as exc:
+            self._failed(room_id, event_id, what, exc)
+
+    def _failed(self, room_id: str, event_id: str, what: str, exc: BaseException) -> None:
+        """Log a failed event without its content, and never try it again."""
+        self.counters["failed_events"] += 1
+        if isinstance(exc, CivicbotError):  # our own message, free of event content
+            log.warning("room %s: handling %s %s failed: %s", room_id, what, event_id, exc)
+        else:  # a bug or a malformed event: where it failed, not what the event said
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = (f"{Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
+                     if tb is not None else "?")
+            log.warning("room %s: handling %s %s failed (%s at %s); skipped", room_id, what,
+                        event_id, type(exc).__name__, where)
+        if event_id:
+            self.state.mark_done(event_id)
 
     # -- end-to-end encryption (crypto.py) ----------------------------------------------
 
@@ -427,7 +530,7 @@ class Bot:
         except MatrixError as exc:
             log.warning("requesting a room key failed: %s", exc)
         room = self.client.rooms.get(room_id)
-        thread_root = crypto.relation_thread_root(event.source)
+        thread_root = events.thread_root_of(event.source)
         if not (
             (room is not None and room.member_count <= 2)
             or room_id in self.cfg.matrix.answer_all_rooms
@@ -439,25 +542,67 @@ class Bot:
         await self._notice(room_id, thread_root or event.event_id, event.event_id,
                            render_notice(text), "status", mention=event.sender)
 
-    async def _on_invite(self, room_id: str, info: Any) -> None:
+    def _on_invite(self, room_id: str, info: Any) -> None:
+        """Decide on an invitation at once and join (or decline) in the background: a join
+        can take the homeserver seconds, and 30 invitations must not hold up the answers."""
+        if room_id in self._joining or room_id in self._declining or room_id in self.client.rooms:
+            return
         inviter = ""
-        for ev in info.invite_state:
-            src = getattr(ev, "source", {}) or {}
+        for ev in getattr(info, "invite_state", None) or ():
+            src = events.obj(getattr(ev, "source", None))
             if (
                 getattr(ev, "state_key", src.get("state_key")) == self.user_id
                 and getattr(ev, "membership", "") == "invite"
             ):
-                inviter = ev.sender
+                inviter = events.text(getattr(ev, "sender", None)) or ""
         if not inviter:
             room = self.client.invited_rooms.get(room_id)
-            inviter = (room.inviter if room else "") or ""
-        if self._may_invite(inviter):
-            log.info("joining room %s on invitation", room_id)
-            await self._call(f"joining room {room_id}", lambda: self.client.join(room_id))
+            inviter = events.text(room.inviter if room else None) or ""
+        refusal = self._invite_refusal(inviter)
+        if refusal:
+            log.info("declining an invitation to room %s: %s", room_id, refusal)
+            self._declining.add(room_id)
+            self._spawn(self._settle_invite(room_id, inviter, join=False),
+                        f"declining an invitation to room {room_id}")
         else:
-            log.info("declining an invitation to room %s from outside the allowed servers",
-                     room_id)
-            await self._leave(room_id)
+            log.info("joining room %s on invitation", room_id)
+            self._joining.add(room_id)
+            self._invited_by.setdefault(inviter, set()).add(room_id)
+            self._spawn(self._settle_invite(room_id, inviter, join=True),
+                        f"joining room {room_id}")
+
+    def _invite_refusal(self, inviter: str) -> str:
+        """Why an invitation from `inviter` is declined, or "" to accept it."""
+        m = self.cfg.matrix
+        if not self._may_invite(inviter):
+            return "the inviter is not on an allowed server"
+        if len(set(self.client.rooms) | self._joining) >= m.max_rooms:
+            return f"the bot is in {m.max_rooms} rooms already (matrix.max_rooms)"
+        mine = self._invited_by.get(inviter, set())
+        mine &= set(self.client.rooms) | self._joining  # rooms since left no longer count
+        if len(mine) >= m.max_rooms_per_inviter:
+            return ("the inviter has invited the bot into "
+                    f"{m.max_rooms_per_inviter} rooms already (matrix.max_rooms_per_inviter)")
+        return ""
+
+    async def _settle_invite(self, room_id: str, inviter: str, join: bool) -> None:
+        try:
+            async with self._joins:
+                if join:
+                    await self._call(f"joining room {room_id}", lambda: self.client.join(room_id),
+                                     patience=JOIN_PATIENCE_S)
+                else:
+                    await self._leave(room_id)
+        except BaseException:
+            # e.g. a 403 when the invitation was withdrawn meanwhile: forget the room
+            self._joining.discard(room_id)
+            self._invited_by.get(inviter, set()).discard(room_id)
+            raise
+        finally:
+            self._declining.discard(room_id)
+        self.counters["invitations_joined" if join else "invitations_declined"] += 1
+        # A joined room stays in `_joining` until sync shows it among the bot's rooms, so
+        # that it counts towards matrix.max_rooms meanwhile.
 
     def _may_invite(self, inviter: str) -> bool:
         m = self.cfg.matrix
@@ -468,16 +613,24 @@ class Bot:
         servers = m.allowed_servers or (self.user_id.split(":", 1)[1],)
         return ":" in inviter and inviter.split(":", 1)[1] in servers
 
-    async def _leave_if_alone(self, room_id: str) -> None:
+    def _leave_if_alone(self, room_id: str) -> None:
         room = self.client.rooms.get(room_id)
         if room is None or room.joined_count > 1 or room.invited_count > 0:
             return
         # A public room is where citizens come to ask (e.g. the one `civicbot start` creates):
         # it waits for them. Private rooms and direct chats are left once everyone has gone.
-        if room.join_rule == "public":
+        if room.join_rule == "public" or room_id in self._leaving:
             return
         log.info("leaving room %s: nobody else is in it", room_id)
-        await self._leave(room_id)
+        self._leaving.add(room_id)
+
+        async def leave() -> None:
+            try:
+                await self._leave(room_id)
+            finally:
+                self._leaving.discard(room_id)
+
+        self._spawn(leave(), f"leaving room {room_id}")
 
     async def _leave(self, room_id: str) -> None:
         """Leave (or decline) and forget a room, so it no longer shows in sync."""
@@ -488,6 +641,7 @@ class Bot:
             )
 
     async def _on_event(self, room_id: str, source: dict[str, Any]) -> None:
+        source = events.sanitized(source)  # nested fields of the wrong type are dropped
         reaction = events.reaction_of(source)
         if reaction is not None:
             self._on_reaction(source, *reaction)
@@ -497,9 +651,18 @@ class Bot:
             if redacted in self._reactions:
                 feedback.record_retraction(self.data_dir, redacted)
                 self._reactions.discard(redacted)
+            elif redacted in self.state.pending:
+                self._withdraw(redacted)
             return
         msg = events.parse_message(room_id, source, self.user_id)
         if msg is None and self.editing is not None:  # perhaps an editor's upload
+            ref = editing.file_of(room_id, source)
+            if (ref is not None and ref.sender != self.user_id
+                    and not self.state.seen(ref.event_id)
+                    and self.editing.is_editing_room(room_id)
+                    and not self._may_reply(ref.sender, ref.event_id, room_id, ref.event_id,
+                                            DEFAULT_LANGUAGE)):
+                return
             self.editing.on_event(room_id, source)
             return
         if msg is None or self.state.seen(msg.event_id):
@@ -519,6 +682,8 @@ class Bot:
         text = events.strip_mention(msg.body, self.user_id, names)
         language = guess_language(text, self._room_language.get(room_id, DEFAULT_LANGUAGE))
         thread_root = msg.thread_root or msg.event_id
+        if not self._may_reply(msg.sender, msg.event_id, room_id, thread_root, language):
+            return
         command = commands.parse_command(text)
         if command is not None and self.editing is not None and command.name in editing.COMMANDS:
             self.state.mark_done(msg.event_id)
@@ -549,6 +714,39 @@ class Bot:
             self._notice(msg.room_id, thread_root, msg.event_id, render_notice(text), "status"),
             what,
         )
+
+    def _may_reply(self, sender: str, event_id: str, room_id: str, thread_root: str,
+                   language: str) -> bool:
+        """The per-sender limit on replies of every kind (bot.replies_per_minute): False
+        when this message gets no reply (then it is marked handled). Editors (listed ones,
+        and anyone in the editors' room) are not limited: they upload in batches."""
+        if sender in self.cfg.editors.users or (
+            self.editing is not None and room_id == self.editing.editors_room
+        ):
+            return True
+        verdict = self.replies.check(sender)
+        if verdict == "reply":
+            return True
+        self.state.mark_done(event_id)
+        self.counters["replies_withheld"] += 1
+        metrics.turned_away("rate_limited")
+        if verdict == "warn":
+            log.info("room %s: a sender is over the message limit; one notice, then silence",
+                     room_id)
+            self._spawn(self._notice(room_id, thread_root, event_id,
+                                     render_notice(t("slow_down", language)), "status"),
+                        "telling a citizen to slow down")
+        return False
+
+    def _withdraw(self, event_id: str) -> None:
+        """A question was deleted before its turn: take it out of the queue unanswered.
+        (One being answered already is answered: its reply is on its way.)"""
+        for job in self.scheduler.queue.order():
+            if job.event_id == event_id and self.scheduler.queue.remove(job):
+                self.state.finish(event_id)
+                metrics.QUEUE_LENGTH.set(len(self.scheduler.queue))
+                log.info("question %s was deleted before its turn; not answering it", event_id)
+                return
 
     def _admit(self, job: Job, rate_limited: bool) -> None:
         admission = self.scheduler.offer(job.sender, job, rate_limited=rate_limited)
@@ -788,6 +986,11 @@ class Bot:
                     patience=30,
                 )
                 source = crypto.decrypted_source(self.client, pending.room_id, resp.event)
+                if events.is_redacted(source):  # deleted by its writer: nothing to answer
+                    log.info("journalled question %s was deleted; not answering it",
+                             pending.event_id)
+                    self.state.finish(pending.event_id)
+                    continue
                 msg = events.parse_message(pending.room_id, source, self.user_id)
             except MatrixError as exc:
                 log.warning("journalled question %s cannot be read: %s", pending.event_id, exc)

@@ -8,10 +8,11 @@ User ids live only in memory here, as dictionary keys; nothing is written to dis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -43,6 +44,87 @@ class RateLimiter:
         for k in [k for k, v in self._seen.items() if v and now - v[-1] >= 60.0]:
             del self._seen[k]
         return 0.0
+
+
+class ReplyGate:
+    """The per-citizen limit applied to every reply, not only to answers: commands, bare
+    mentions and refusals each cost a send, so 100 x `!help` would otherwise be 100 sends
+    (each retried on M_LIMIT_EXCEEDED) competing with everyone's answers. Within the limit a
+    message gets its reply ("reply"); the first one over it gets one short notice ("warn");
+    the rest get nothing ("silent") until the window has room again."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic):
+        self._limiter = RateLimiter(per_minute, clock)
+        self._warned: dict[Hashable, None] = {}
+
+    def check(self, key: Hashable) -> str:
+        """"reply", "warn" or "silent" for one more message of `key` (counted if "reply")."""
+        if self._limiter.check(key) == 0.0:
+            self._warned.pop(key, None)
+            return "reply"
+        if key in self._warned:
+            return "silent"
+        self._warned[key] = None
+        while len(self._warned) > 10_000:  # bounded: forget the oldest warnings first
+            del self._warned[next(iter(self._warned))]
+        return "warn"
+
+
+class SendGate:
+    """At most `limit` sends in flight at once. Waiting answers go before other replies,
+    and other replies never take the last `reserved` slots: a flood of command replies
+    (each possibly backing off on M_LIMIT_EXCEEDED) cannot hold up a citizen's answer."""
+
+    def __init__(self, limit: int, reserved: int = 1):
+        if not 0 <= reserved < limit:
+            raise ValueError("need 0 <= reserved < limit")
+        self.limit, self.reserved = limit, reserved
+        self.in_flight = 0
+        self._waiting: dict[bool, deque[asyncio.Future[None]]] = {True: deque(), False: deque()}
+
+    def _room(self, urgent: bool) -> bool:
+        return self.in_flight < (self.limit if urgent else self.limit - self.reserved)
+
+    def _wake(self) -> None:
+        for urgent in (True, False):
+            queue = self._waiting[urgent]
+            while queue and self._room(urgent):
+                waiter = queue.popleft()
+                if not waiter.done():
+                    self.in_flight += 1
+                    waiter.set_result(None)
+            if queue:  # urgent ones still wait: nothing else may start
+                return
+
+    async def acquire(self, urgent: bool) -> None:
+        waiting_before = self._waiting[True] or (not urgent and self._waiting[False])
+        if not waiting_before and self._room(urgent):
+            self.in_flight += 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[urgent].append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # granted just as it was cancelled
+                self.release()
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiting[urgent].remove(waiter)
+            raise
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, urgent: bool) -> AsyncIterator[None]:
+        """`async with gate.slot(urgent):` around one send."""
+        await self.acquire(urgent)
+        try:
+            yield
+        finally:
+            self.release()
 
 
 class QueueFull(Exception):
@@ -89,6 +171,17 @@ class FairQueue(Generic[T]):
             out.extend(lane[depth] for lane in lanes if depth < len(lane))
             depth += 1
         return out
+
+    def remove(self, item: T) -> bool:
+        """Take `item` out of the queue (e.g. its question was deleted); False if absent."""
+        for key, items in list(self._by_key.items()):
+            for i, other in enumerate(items):
+                if other is item:
+                    del items[i]
+                    if not items:
+                        del self._by_key[key]
+                    return True
+        return False
 
     def position(self, item: T) -> int | None:
         """1-based place of `item` in the serving order, or None if it is not waiting."""

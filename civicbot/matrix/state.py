@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -65,10 +66,21 @@ class _BoundedSet:
 
 
 class BotState:
-    """Load with `BotState.load(data_dir)`; every change method saves at once."""
+    """Load with `BotState.load(data_dir)`. Every change method saves at once, unless
+    `defer_saves(on_change)` was called: then a change only calls `on_change`, and the owner
+    writes `snapshot()` with `write()` when it likes (the bot: off its event loop, at most a
+    few times a second, since an fsync of this file can take longer than a whole reply).
+    One snapshot holds the sync token and the journal together, so a crash between two
+    writes loses both the newer token and the questions accepted since the last write: the
+    homeserver then sends those questions again, and they are accepted again."""
 
     def __init__(self, path: Path):
         self.path = path
+        self._on_change: Callable[[], None] | None = None
+        self.dirty = False
+        self._write_lock = threading.Lock()
+        self._taken = 0  # snapshots taken, and the newest one written: an older snapshot
+        self._written = 0  # whose thread runs late must not overwrite a newer one
         self.user_id = ""  # the bot's own id: the state belongs to one account
         self.device_id = ""
         self.next_batch = ""
@@ -105,8 +117,12 @@ class BotState:
             ) from exc
         return state
 
-    def save(self) -> None:
-        data = {
+    def snapshot(self) -> dict[str, Any]:
+        """The state as JSON-ready data, detached from later changes."""
+        self.dirty = False
+        self._taken += 1
+        return {
+            "_snapshot": self._taken,
             "version": VERSION,
             "user_id": self.user_id,
             "device_id": self.device_id,
@@ -116,13 +132,38 @@ class BotState:
             "answers": self.answers.to_list(),
             "threads": self.threads.to_list(),
         }
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+
+    def write(self, data: dict[str, Any]) -> None:
+        """Write a `snapshot()` atomically (safe to call from a worker thread); a snapshot
+        older than one already written is dropped."""
+        data = dict(data)
+        number = data.pop("_snapshot", 0)
+        with self._write_lock:
+            if number and number <= self._written:
+                return
+            self._written = max(self._written, number)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+
+    def save(self) -> None:
+        """Write the state now."""
+        self.write(self.snapshot())
+
+    def defer_saves(self, on_change: Callable[[], None] | None) -> None:
+        """From now on changes call `on_change` instead of saving (None: save at once again)."""
+        self._on_change = on_change
+
+    def _changed(self) -> None:
+        if self._on_change is None:
+            self.save()
+        else:
+            self.dirty = True
+            self._on_change()
 
     # -- the account ----------------------------------------------------------------------
 
@@ -131,14 +172,16 @@ class BotState:
         and journal mean nothing to this one."""
         if self.user_id and self.user_id != user_id:
             fresh = BotState(self.path)
+            fresh._on_change, fresh._write_lock = self._on_change, self._write_lock
+            fresh._taken, fresh._written = self._taken, self._written
             self.__dict__.update(fresh.__dict__)
         self.user_id, self.device_id = user_id, device_id
-        self.save()
+        self._changed()
 
     def set_sync_token(self, token: str) -> None:
         if token and token != self.next_batch:
             self.next_batch = token
-            self.save()
+            self._changed()
 
     # -- the journal ----------------------------------------------------------------------
 
@@ -151,13 +194,13 @@ class BotState:
         if self.seen(event_id):
             return False
         self.pending[event_id] = Pending(event_id, room_id, thread_root, time.time())
-        self.save()
+        self._changed()
         return True
 
     def set_placeholder(self, event_id: str, placeholder: str) -> None:
         if event_id in self.pending:
             self.pending[event_id].placeholder = placeholder
-            self.save()
+            self._changed()
 
     def finish(self, event_id: str, answer_id: str = "", thread_root: str = "") -> None:
         """The question has had its reply: leave the journal for good."""
@@ -167,9 +210,9 @@ class BotState:
             self.answers.add(answer_id)
         if thread_root:
             self.threads.add(thread_root)
-        self.save()
+        self._changed()
 
     def mark_done(self, event_id: str) -> None:
         """Remember an event as handled without journalling it (commands, refusals)."""
         self.done.add(event_id)
-        self.save()
+        self._changed()

@@ -63,6 +63,12 @@ _STRINGS: dict[str, dict[str, str]] = {
         "antwoord, stuur het bericht dan opnieuw. (Deelt uw app alleen sleutels met "
         "geverifieerde sessies, sta dan de sessie van deze bot toe.)",
     },
+    "slow_down": {
+        "en": "You are sending me many messages in a short time. I will not reply to more "
+        "of them for a minute; please wait a moment before asking again.",
+        "nl": "U stuurt mij veel berichten in korte tijd. Ik reageer een minuut lang niet op "
+        "meer berichten; wacht even voordat u opnieuw iets vraagt.",
+    },
     "empty": {
         "en": "Ask me a question about the documents, or type !help.",
         "nl": "Stel mij een vraag over de documenten, of typ !hulp.",

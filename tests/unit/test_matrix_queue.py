@@ -1,6 +1,13 @@
 import asyncio
 
-from civicbot.matrix.queue import FairQueue, QueueFull, RateLimiter, Scheduler
+from civicbot.matrix.queue import (
+    FairQueue,
+    QueueFull,
+    RateLimiter,
+    ReplyGate,
+    Scheduler,
+    SendGate,
+)
 
 
 class Clock:
@@ -113,3 +120,74 @@ def test_scheduler_with_workers_runs_that_many_at_once_in_fair_order():
 
     started, max_parallel = asyncio.run(main())
     assert started == ["a1", "a2", "b1", "a3"] and max_parallel == 2
+
+
+def test_fair_queue_remove_takes_one_item_out():
+    q = FairQueue(10)
+    a1, a2, b1 = "a1", "a2", "b1"
+    q.put("a", a1)
+    q.put("b", b1)
+    q.put("a", a2)
+    assert q.remove(b1) and not q.remove(b1)
+    assert q.order() == [a1, a2] and len(q) == 2
+    assert q.remove(a1) and q.pop() == a2 and q.pop() is None
+
+
+def test_reply_gate_warns_once_then_stays_silent_until_the_window_frees():
+    clock = Clock()
+    gate = ReplyGate(3, clock)
+    assert [gate.check("a") for _ in range(6)] == ["reply"] * 3 + ["warn"] + ["silent"] * 2
+    assert gate.check("b") == "reply"  # per sender
+    clock.now += 61
+    assert gate.check("a") == "reply"  # a new minute: replies again,
+    assert [gate.check("a") for _ in range(3)] == ["reply", "reply", "warn"]  # and one warning
+
+
+def test_send_gate_caps_sends_in_flight_and_lets_answers_go_first():
+    async def main():
+        gate = SendGate(3, reserved=1)
+        release = asyncio.Event()
+        order, peak = [], 0
+
+        async def send(name, urgent):
+            nonlocal peak
+            async with gate.slot(urgent):
+                peak = max(peak, gate.in_flight)
+                order.append(name)
+                await release.wait()
+
+        tasks = [asyncio.create_task(send(f"cmd{i}", False)) for i in range(5)]
+        await asyncio.sleep(0.01)
+        assert order == ["cmd0", "cmd1"]  # other replies leave the last slot free
+        tasks.append(asyncio.create_task(send("answer", True)))
+        await asyncio.sleep(0.01)
+        assert order == ["cmd0", "cmd1", "answer"]  # an answer gets it at once
+        waiting = asyncio.create_task(send("cancelled", False))
+        await asyncio.sleep(0.01)
+        waiting.cancel()  # a cancelled waiter leaves no slot taken
+        release.set()
+        await asyncio.gather(*tasks)
+        assert gate.in_flight == 0 and peak == 3
+        assert order[3:] == ["cmd2", "cmd3", "cmd4"]
+
+    asyncio.run(main())
+
+
+def test_send_gate_serves_waiting_answers_before_waiting_replies():
+    async def main():
+        gate = SendGate(1, reserved=0)
+        order = []
+        await gate.acquire(False)
+
+        async def send(name, urgent):
+            async with gate.slot(urgent):
+                order.append(name)
+
+        tasks = [asyncio.create_task(send("cmd", False)),
+                 asyncio.create_task(send("answer", True))]
+        await asyncio.sleep(0.01)
+        gate.release()
+        await asyncio.gather(*tasks)
+        assert order == ["answer", "cmd"]
+
+    asyncio.run(main())

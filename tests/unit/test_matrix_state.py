@@ -120,3 +120,33 @@ def test_reply_and_edit_contents():
     reaction = {"type": "m.reaction", "content": {"m.relates_to": {
         "rel_type": "m.annotation", "event_id": "$p", "key": "👍"}}}
     assert reaction_of(reaction) == ("$p", "👍")
+
+
+def test_deferred_saves_write_one_snapshot_when_the_owner_asks(tmp_path):
+    s = BotState.load(tmp_path)
+    s.bind_account(BOT, "DEV1")  # saved at once: no owner has deferred saves yet
+    calls = []
+    s.defer_saves(lambda: calls.append(1))
+    s.set_sync_token("s2")
+    assert s.accept("$q1", "!room", "$q1")
+    s.mark_done("$c1")
+    assert len(calls) == 3 and s.dirty
+    assert BotState.load(tmp_path).next_batch == ""  # nothing written yet
+    data = s.snapshot()
+    s.finish("$q1")  # a change after the snapshot is not in it
+    s.write(data)
+    again = BotState.load(tmp_path)
+    assert again.next_batch == "s2" and "$q1" in again.pending and again.seen("$c1")
+    s.defer_saves(None)
+    s.mark_done("$c2")  # saving at once again
+    assert BotState.load(tmp_path).seen("$c2") and not BotState.load(tmp_path).pending
+
+
+def test_an_older_snapshot_written_late_does_not_overwrite_a_newer_one(tmp_path):
+    s = BotState.load(tmp_path)
+    s.set_sync_token("s1")
+    older = s.snapshot()
+    s.set_sync_token("s2")
+    s.write(s.snapshot())
+    s.write(older)  # e.g. a writer thread that ran late at shutdown
+    assert BotState.load(tmp_path).next_batch == "s2"
