@@ -111,13 +111,18 @@ class Service:
             return self.cfg.resolve(self.cfg.llm.model_path)
         return self.cfg.resolve(MODELS_DIR) / DEFAULT_GGUF_NAME
 
-    def pipeline(self, use_model: bool = True):  # type: ignore[no-untyped-def]
+    def pipeline(self, use_model: bool = True, retriever: Retriever | None = None,
+                 refusal_model=None):  # type: ignore[no-untyped-def]
+        """The answer pipeline over the serving snapshot; `retriever` and `refusal_model`
+        replace the default ones (evaluation uses them to try models fitted on other
+        questions)."""
         from civicbot.answer.pipeline import AnswerPipeline, AnswerSettings
         from civicbot.retrieve import coverage
 
-        snapshot = self.snapshot()
-        retriever = Retriever.from_config(snapshot, self.embedder, self.cfg.retrieval,
-                                          self.glossary)
+        if retriever is None:
+            retriever = Retriever.from_config(self.snapshot(), self.embedder,
+                                              self.cfg.retrieval, self.glossary)
+        snapshot = retriever.snapshot
         translations = functools.lru_cache(maxsize=8)(retriever.translations)
 
         def cross_coverage(question: str, hit: Hit) -> float:
@@ -133,6 +138,10 @@ class Service:
             max_tokens=self.cfg.llm.max_tokens,
             refusal_threshold=threshold if threshold >= 0 else CALIBRATED_THRESHOLD,
         )
+        if threshold < 0:  # else the deployer's own threshold instead of the classifier
+            from civicbot.refusal import packaged_refusal
+
+            settings.refusal_model = refusal_model or packaged_refusal()
         return AnswerPipeline(
             search=retriever.search,
             coverage=cross_coverage,
