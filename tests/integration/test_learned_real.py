@@ -69,3 +69,19 @@ def test_the_model_files_are_rebuilt_bit_for_bit_by_their_command(corpus_index, 
     assert out.returncode == 0, out.stderr
     for file in here:
         assert file.read_bytes() == (tmp_path / "b" / file.name).read_bytes(), file.name
+
+
+@pytest.mark.parametrize("question, detail, language", [
+    ("How high was the Tozo loan interest rate in 2019?", "2019", "en"),
+    ("Welke boete geldt in 2031 voor verboden AI-praktijken?", "2031", "nl"),
+])
+def test_a_covered_topic_without_the_asked_year_gets_a_partial_answer(
+        corpus_index, question, detail, language):
+    """The documents discuss the Tozo loan's interest and the fines for prohibited AI
+    practices, but for no such year: the citizen is told so, with what they do say."""
+    _, service = _service(corpus_index)
+    answer = service.pipeline(use_model=False).ask(question)
+    assert answer.mode == "partial" and answer.refused, answer.text
+    assert answer.language == language
+    assert f"“{detail}”" in answer.text.split("\n")[0]
+    assert len(answer.citations) == 1 and answer.citations[0].quote
