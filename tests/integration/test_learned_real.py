@@ -72,13 +72,15 @@ def test_the_model_files_are_rebuilt_bit_for_bit_by_their_command(corpus_index, 
 
 
 @pytest.mark.parametrize("question, detail, language", [
-    ("How high was the Tozo loan interest rate in 2019?", "2019", "en"),
+    ("Hoeveel Tozo-leningen zijn er in 2047 verstrekt?", "2047", "nl"),
     ("Welke boete geldt in 2031 voor verboden AI-praktijken?", "2031", "nl"),
+    ("What did the WCAG 2.2 audit of OpenVWS find in 2019?", "2019", "en"),
 ])
 def test_a_covered_topic_without_the_asked_year_gets_a_partial_answer(
         corpus_index, question, detail, language):
-    """The documents discuss the Tozo loan's interest and the fines for prohibited AI
-    practices, but for no such year: the citizen is told so, with what they do say."""
+    """The documents discuss Tozo loans, the fines for prohibited AI practices and OpenVWS's
+    accessibility audit, but for no such year: the citizen is told so, with what they do
+    say."""
     _, service = _service(corpus_index)
     answer = service.pipeline(use_model=False).ask(question)
     assert answer.mode == "partial" and answer.refused, answer.text
