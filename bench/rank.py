@@ -40,7 +40,7 @@ def main() -> None:
     service = Service(cfg)
     base = Retriever.from_config(service.snapshot(), service.embedder, cfg.retrieval,
                                  service.glossary)
-    learned = service.pipeline(use_model=False, retriever=replace(base),
+    learned = service.pipeline(use_model=False, retriever=replace(base, ranker=packaged_ranker()),
                                refusal_model=packaged_refusal())
     before = service.pipeline(use_model=False, retriever=replace(base, ranker=None))
     before.settings.refusal_model = None

@@ -432,15 +432,19 @@ def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
 def train(path: Path, cfg: Config, out: Path, service: Any = None, k: int = 5) -> list[Path]:
     """Fit the ranker and the refusal classifier on every question of `path` and write them
     to `out` (ranker.json, refusal.json). The refusal threshold is chosen on out-of-fold
-    probabilities over `k` folds grouped by document."""
+    probabilities over `k` folds grouped by document; the classifier is fitted on the
+    ranking serving uses (the fusion unless `rank.SERVING`)."""
     from civicbot.rank import RANKER_FILE
     from civicbot.refusal import REFUSAL_FILE
     from civicbot.service import Service
 
     rows = list(_jsonl(path))
     lab = Lab(service or Service(cfg))
+    from civicbot.rank import SERVING
+
     ranker = lab.fit_ranker(rows)
-    refusal = lab.fit_refusal(rows, ranker, folds(rows, k))
+    # The classifier reads the ranking serving uses (its scores and margins are features).
+    refusal = lab.fit_refusal(rows, ranker if SERVING else None, folds(rows, k))
     out.mkdir(parents=True, exist_ok=True)
     written = [out / RANKER_FILE.name, out / REFUSAL_FILE.name]
     written[0].write_text(ranker.to_json())

@@ -82,7 +82,7 @@ class Retriever:
     use: Embedder | None = None  # the cross-lingual model; None: the shared USE
     glossary: Glossary = field(default_factory=builtin)
     # The learned ranker (civicbot/rank.py); None: the hand-set fusion alone.
-    ranker: rank.LinearModel | None = field(default_factory=rank.packaged_ranker)
+    ranker: rank.LinearModel | None = field(default_factory=rank.serving_ranker)
     _translations: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
