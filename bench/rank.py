@@ -1,6 +1,7 @@
 """What the learned ranker and refusal classifier cost per question: the decision path
-(retrieval, then answer / partial / refuse, no model) with them against the hand-set fusion
-and the coverage threshold, measured in the same run on the same index.
+(retrieval, then answer / partial / refuse, no model) with the classifier alone (as served)
+and with both, against the hand-set fusion and the coverage threshold, measured in the same
+run on the same index.
 
     .venv/bin/python bench/rank.py --index DIR [--questions FILE] [-n N]
 
@@ -42,6 +43,8 @@ def main() -> None:
                                  service.glossary)
     learned = service.pipeline(use_model=False, retriever=replace(base, ranker=packaged_ranker()),
                                refusal_model=packaged_refusal())
+    serving = service.pipeline(use_model=False, retriever=replace(base, ranker=None),
+                               refusal_model=packaged_refusal())
     before = service.pipeline(use_model=False, retriever=replace(base, ranker=None))
     before.settings.refusal_model = None
     before.settings.refusal_threshold = CALIBRATED_THRESHOLD
@@ -51,19 +54,23 @@ def main() -> None:
         questions = [json.loads(line)["question"] for line in fh if line.strip()][: args.n]
     for q in questions[:3]:  # warm-up: models loaded, caches of the passages filled
         learned.decide(q)
+        serving.decide(q)
         before.decide(q)
-    times: dict[str, list[float]] = {"learned": [], "before": []}
+    times: dict[str, list[float]] = {"learned": [], "serving": [], "before": []}
     for q in questions:
-        for name, pipeline in (("before", before), ("learned", learned)):
+        for name, pipeline in (("before", before), ("serving", serving),
+                               ("learned", learned)):
             started = time.perf_counter()
             pipeline.decide(q)
             times[name].append((time.perf_counter() - started) * 1000)
     med = {name: statistics.median(ts) for name, ts in times.items()}
     print(f"{len(questions)} questions, median ms per decision (retrieve + decide, no model):")
     print(f"hand-set fusion + coverage threshold: {med['before']:7.1f} ms")
+    print(f"hand-set fusion + refusal classifier: {med['serving']:7.1f} ms (served)")
     print(f"learned ranker + refusal classifier:  {med['learned']:7.1f} ms")
-    print(f"added: {med['learned'] - med['before']:+.1f} ms per question; "
-          f"ratio {med['learned'] / med['before']:.2f}")
+    for name in ("serving", "learned"):
+        print(f"{name}: added {med[name] - med['before']:+.1f} ms per question; "
+              f"ratio {med[name] / med['before']:.2f}")
 
 
 if __name__ == "__main__":
