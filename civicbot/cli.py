@@ -88,6 +88,24 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--retrieval-only", action="store_true")
     e.add_argument("--extractive", action="store_true",
                    help="answer by quoting only, without the local model (fast)")
+    e.add_argument("--details", type=Path, metavar="OUT.jsonl",
+                   help="write one line per question (mode, citations, confidence, ...)")
+    e = ev.add_parser("cv", help=(
+        "cross-validate the learned ranker and refusal classifier on labelled questions, "
+        "folds grouped by document (answers by quoting)"))
+    e.add_argument("file", type=Path)
+    e.add_argument("--folds", type=int, default=5)
+    e.add_argument("--no-ranker", action="store_true", help="rank by the hand-set fusion")
+    e.add_argument("--no-refusal", action="store_true",
+                   help="refuse below a coverage threshold calibrated on the other folds")
+    e.add_argument("--details", type=Path, metavar="OUT.jsonl")
+    e.add_argument("--json", action="store_true")
+    e = ev.add_parser("train", help=(
+        "fit the ranker and the refusal classifier on labelled questions "
+        "(writes ranker.json and refusal.json)"))
+    e.add_argument("file", type=Path)
+    e.add_argument("--out", type=Path, default=None,
+                   help="folder to write to (default: civicbot's own data folder)")
     e = ev.add_parser("calibrate", help="the refusal threshold for questions in dev.jsonl format")
     e.add_argument("file", type=Path)
     return p
@@ -237,15 +255,35 @@ def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         return 0
     elif args.eval_command == "qa":
         result = evaluate.qa(args.file, cfg, retrieval_only=args.retrieval_only,
-                             use_model=not args.extractive)
+                             use_model=not args.extractive, details=args.details)
+    elif args.eval_command == "cv":
+        result = evaluate.cross_validate(args.file, cfg, args.folds,
+                                         ranker=not args.no_ranker,
+                                         refusal=not args.no_refusal, details=args.details)
+    elif args.eval_command == "train":
+        from civicbot.rank import DATA
+
+        for path in evaluate.train(args.file, cfg, args.out or DATA):
+            print(f"wrote {path}")
+        return 0
     else:
-        raise ConfigError("usage: civicbot eval beir DIR | civicbot eval qa FILE")
+        raise ConfigError("usage: civicbot eval beir DIR | civicbot eval qa FILE | "
+                          "civicbot eval cv FILE | civicbot eval train FILE")
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        for key, value in result.items():
-            print(f"{key:28} {value}")
+        _print_figures(result)
     return 0
+
+
+def _print_figures(result: dict) -> None:  # type: ignore[type-arg]
+    """The figures as a table, with a column per question group when there are groups."""
+    groups = result.pop("groups", {}) if isinstance(result.get("groups"), dict) else {}
+    names = list(groups)
+    print(f"{'':28} {'all':>8}" + "".join(f" {n:>12}" for n in names))
+    for key, value in result.items():
+        print(f"{key:28} {value!s:>8}"
+              + "".join(f" {groups[n].get(key, '')!s:>12}" for n in names))
 
 
 def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]

@@ -73,6 +73,10 @@ class AnswerConfig:
     # Below this retrieval confidence the bot says the documents don't answer the question.
     # Negative: use the threshold calibrated on data (docs/answering.md).
     refusal_threshold: float = -1.0
+    # Let the learned refusal classifier (civicbot/data/refusal.json) decide instead of the
+    # threshold. Off by default: cross-validated on train.jsonl it refuses no more
+    # unanswerable questions than the threshold (docs/answering.md, "Refusal").
+    refusal_classifier: bool = False
 
 
 @dataclass(frozen=True)

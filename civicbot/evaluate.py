@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import statistics
@@ -119,60 +120,23 @@ def _contains_fact(text: str, keys: list[str]) -> bool:
 
 
 def qa(path: Path, cfg: Config, retrieval_only: bool = False,
-       service: Any = None, use_model: bool = True) -> dict[str, float | int]:
+       service: Any = None, use_model: bool = True,
+       details: Path | None = None) -> dict[str, Any]:
     """Retrieval and answer quality on questions in the dev.jsonl format (../shared/eval);
-    without `use_model`, answers are quoted only (fast, for trying out changes)."""
+    without `use_model`, answers are quoted only (fast, for trying out changes). `details`
+    receives one line per question (see `record`); "groups" holds the figures per question
+    language and for the cross-lingual questions."""
     from civicbot.service import Service
 
     service = service or Service(cfg)
     pipeline = None if retrieval_only else service.pipeline(use_model=use_model)
-    rows = list(_jsonl(path))
-    hit1, hit5, mrr = [], [], []
-    facts, cites_ok, cites_all, refused_unans, refused_ans, seconds = [], 0, 0, [], [], []
-    for row in rows:
-        gold = row.get("gold", [])
-        if row["answerable"]:
-            hits = service.search(row["question"], 10)
-            ranks = [i for i, h in enumerate(hits)
-                     if _hit(h.chunk.doc, h.chunk.page_start, h.chunk.page_end, gold)]
-            hit1.append(bool(ranks) and ranks[0] < 1)
-            hit5.append(bool(ranks) and ranks[0] < 5)
-            mrr.append(1 / (ranks[0] + 1) if ranks else 0.0)
-        if pipeline is None:
-            continue
-        answer = pipeline.ask(row["question"])
-        seconds.append(answer.seconds)
-        if row["answerable"]:
-            refused_ans.append(answer.refused)
-            facts.append(not answer.refused and _contains_fact(answer.text,
-                                                                row["must_contain_any"]))
-            for c in answer.citations:
-                cites_all += 1
-                cites_ok += _hit(c.doc, c.page_start, c.page_end, gold)
-        else:
-            refused_unans.append(answer.refused)
-
-    def mean(xs: list[Any]) -> float:
-        return round(statistics.fmean(xs), 4) if xs else 0.0
-
-    result: dict[str, float | int] = {
-        "hit_at_1": mean(hit1), "hit_at_5": mean(hit5), "mrr": mean(mrr),
-    }
-    if pipeline is not None:
-        result.update({
-            "key_fact_rate": mean(facts),
-            "citation_accuracy": round(cites_ok / cites_all, 4) if cites_all else 0.0,
-            "refusal_accuracy": mean(refused_unans),
-            "false_refusal_rate": mean(refused_ans),
-        })
-    result.update({
-        "n_answerable": sum(bool(r["answerable"]) for r in rows),
-        "n_unanswerable": sum(not r["answerable"] for r in rows),
-    })
-    if pipeline is not None:
-        result["median_seconds_per_answer"] = (round(statistics.median(seconds), 2)
-                                               if seconds else 0.0)
-    return result
+    records = []
+    for row in _jsonl(path):
+        hits = service.search(row["question"], 10) if row["answerable"] else None
+        answer = pipeline.ask(row["question"]) if pipeline is not None else None
+        records.append(record(row, hits, answer))
+    _write_details(details, records)
+    return {**summarise(records), "groups": by_group(records)}
 
 
 def confidences(path: Path, service: Any) -> list[tuple[float, bool]]:
@@ -225,3 +189,272 @@ def calibration_check(pairs: list[tuple[float, bool]],
             f"{sum(unanswerable)}/{len(unanswerable)} unanswerable and "
             f"{sum(answerable)}/{len(answerable)} answerable of the others")
     return lines
+
+
+# ---- per-question records, cross-validation and training of the learned models -------------
+
+class _Memo:
+    """An embedder that remembers what it embedded: evaluation searches each question many
+    times (once per fold's models), and the embedding is the slow part."""
+
+    def __init__(self, real: Any):
+        self.real = real
+        self.name = getattr(real, "name", "")
+        self.dimension = getattr(real, "dimension", 0)
+        self._seen: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: Any) -> np.ndarray:
+        texts = list(texts)
+        new = [t for t in dict.fromkeys(texts) if t not in self._seen]
+        if new:
+            for t, v in zip(new, self.real.embed(new), strict=True):
+                self._seen[t] = v
+        return np.vstack([self._seen[t] for t in texts]) if texts else self.real.embed([])
+
+
+def _first_gold_rank(hits: list[Any], gold: list[dict[str, Any]]) -> int | None:
+    return next((i + 1 for i, h in enumerate(hits)
+                 if _hit(h.chunk.doc, h.chunk.page_start, h.chunk.page_end, gold)), None)
+
+
+def crosslingual(row: dict[str, Any]) -> bool:
+    """The question's language differs from its (first) gold document's (`nl_*`, `en_*`)."""
+    gold = row.get("gold") or []
+    return bool(gold) and not gold[0]["doc"].startswith(f"{row['lang']}_")
+
+
+def record(row: dict[str, Any], hits: list[Any] | None, answer: Any) -> dict[str, Any]:
+    """One question's line of `eval qa --details`: where its first gold passage ranked and
+    what the answer did."""
+    gold = row.get("gold", [])
+    out: dict[str, Any] = {"id": row.get("id", ""), "lang": row.get("lang", ""),
+                           "answerable": bool(row["answerable"]),
+                           "crosslingual": crosslingual(row)}
+    if row["answerable"] and hits is not None:
+        out["gold_rank"] = _first_gold_rank(hits, gold)
+    if answer is not None:
+        out.update({
+            "mode": answer.mode, "refused": answer.refused,
+            "confidence": round(float(answer.confidence), 4),
+            "citations": [{"doc": c.doc, "pages": [c.page_start, c.page_end],
+                           "on_gold": _hit(c.doc, c.page_start, c.page_end, gold)}
+                          for c in answer.citations],
+            "seconds": round(answer.seconds, 3),
+        })
+        if row["answerable"]:
+            out["key_fact"] = (not answer.refused
+                               and _contains_fact(answer.text, row["must_contain_any"]))
+    return out
+
+
+def summarise(records: list[dict[str, Any]]) -> dict[str, float | int]:
+    """The figures of `eval qa` from per-question records (see `record`)."""
+    def mean(xs: list[Any]) -> float:
+        return round(statistics.fmean(xs), 4) if xs else 0.0
+
+    answerable = [r for r in records if r["answerable"]]
+    unanswerable = [r for r in records if not r["answerable"]]
+    ranks = [r.get("gold_rank") for r in answerable if "gold_rank" in r]
+    result: dict[str, float | int] = {
+        "hit_at_1": mean([x is not None and x <= 1 for x in ranks]),
+        "hit_at_5": mean([x is not None and x <= 5 for x in ranks]),
+        "mrr": mean([1 / x if x is not None else 0.0 for x in ranks]),
+    }
+    answered = [r for r in records if "mode" in r]
+    if answered:
+        cites = [c["on_gold"] for r in answerable for c in r.get("citations", [])]
+        result.update({
+            "key_fact_rate": mean([r["key_fact"] for r in answerable if "key_fact" in r]),
+            "citation_accuracy": mean(cites),
+            "refusal_accuracy": mean([r["refused"] for r in unanswerable if "mode" in r]),
+            "false_refusal_rate": mean([r["refused"] for r in answerable if "mode" in r]),
+        })
+    result.update({"n_answerable": len(answerable), "n_unanswerable": len(unanswerable)})
+    if answered:
+        result["median_seconds_per_answer"] = round(
+            statistics.median(r["seconds"] for r in answered), 2)
+    return result
+
+
+def by_group(records: list[dict[str, Any]]) -> dict[str, dict[str, float | int]]:
+    """The figures per question language and for the cross-lingual questions (whose
+    answerable part is the cross-lingual answerable questions alone)."""
+    out = {}
+    for language in sorted({r["lang"] for r in records}):
+        out[language] = summarise([r for r in records if r["lang"] == language])
+    cross = [r for r in records if r["crosslingual"]]
+    if cross:
+        out["crosslingual"] = summarise(cross)
+    return out
+
+
+def folds(rows: list[dict[str, Any]], k: int) -> list[int]:
+    """The fold of each question, grouped by document: an answerable question goes with its
+    (first) gold document, the documents spread over the folds largest first to the fold
+    with the fewest questions; an unanswerable question (no document) goes to the fold a
+    hash of its id gives. Deterministic."""
+    if k < 2:
+        raise ConfigError("cross-validation needs at least 2 folds")
+    counts: dict[str, int] = {}
+    for r in rows:
+        if r["answerable"] and r.get("gold"):
+            counts[r["gold"][0]["doc"]] = counts.get(r["gold"][0]["doc"], 0) + 1
+    size = [0] * k
+    fold_of: dict[str, int] = {}
+    for doc, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        f = min(range(k), key=lambda i: (size[i], i))
+        fold_of[doc] = f
+        size[f] += n
+    out = []
+    for r in rows:
+        if r["answerable"] and r.get("gold"):
+            out.append(fold_of[r["gold"][0]["doc"]])
+        else:
+            digest = hashlib.sha256(str(r.get("id", r["question"])).encode()).hexdigest()
+            out.append(int(digest, 16) % k)
+    return out
+
+
+class Lab:
+    """Fits and tries the learned models (civicbot/rank.py, civicbot/refusal.py) on labelled
+    questions over the serving index, with the embeddings of each question computed once."""
+
+    def __init__(self, service: Any):
+        from dataclasses import replace
+
+        from civicbot.retrieve import Retriever
+
+        self.service = service
+        snapshot = service.snapshot()
+        base = Retriever.from_config(snapshot, _Memo(service.embedder), service.cfg.retrieval,
+                                     service.glossary)
+        self.base = replace(base, ranker=None, use=_Memo(shared_use()))
+        self._groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def retriever(self, ranker: Any) -> Any:
+        from dataclasses import replace
+
+        return replace(self.base, ranker=ranker)
+
+    def ranking_group(self, row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The features of the fusion's best candidates for an answerable question, and
+        which of them lie on a gold page."""
+        key = row["question"]
+        if key not in self._groups:
+            ranking = self.base.rank(row["question"], features=True)
+            if ranking is None:
+                return None
+            chunks = self.base.snapshot.chunks
+            relevant = np.array([_hit(chunks[i].doc, chunks[i].page_start, chunks[i].page_end,
+                                      row["gold"]) for i in ranking.reranked.tolist()])
+            self._groups[key] = (ranking.features, relevant)
+        return self._groups[key]
+
+    def fit_ranker(self, rows: list[dict[str, Any]]) -> Any:
+        from civicbot.rank import fit_ranker
+
+        groups = [g for r in rows if r["answerable"]
+                  if (g := self.ranking_group(r)) is not None]
+        return fit_ranker(groups)
+
+    def pipeline(self, ranker: Any, refusal_model: Any = None) -> Any:
+        return self.service.pipeline(use_model=False, retriever=self.retriever(ranker),
+                                     refusal_model=refusal_model)
+
+    def fit_refusal(self, rows: list[dict[str, Any]], ranker: Any, groups: list[int]) -> Any:
+        from civicbot.answer.pipeline import retrieval_query
+        from civicbot.refusal import fit_refusal
+
+        pipeline = self.pipeline(ranker)
+        x = []
+        for r in rows:
+            query = retrieval_query(r["question"], ())
+            x.append(pipeline.evidence(query, pipeline.retrieve(query)).values)
+        return fit_refusal(np.vstack(x), np.array([bool(r["answerable"]) for r in rows]),
+                           groups)
+
+    def threshold(self, rows: list[dict[str, Any]], ranker: Any) -> float:
+        """The coverage threshold of the fixed-threshold refusal, calibrated on `rows`."""
+        from civicbot.answer.pipeline import retrieval_query
+
+        pipeline = self.pipeline(ranker)
+        pairs = []
+        for r in rows:
+            query = retrieval_query(r["question"], ())
+            pairs.append((pipeline.confidence(query, pipeline.retrieve(query)),
+                          bool(r["answerable"])))
+        return calibrate(pairs)
+
+    def records(self, rows: list[dict[str, Any]], ranker: Any, refusal_model: Any,
+                threshold: float | None = None) -> list[dict[str, Any]]:
+        retriever = self.retriever(ranker)
+        pipeline = self.pipeline(ranker, refusal_model)
+        if threshold is not None:
+            pipeline.settings.refusal_model = None
+            pipeline.settings.refusal_threshold = threshold
+        out = []
+        for r in rows:
+            hits = retriever.search(r["question"], 10) if r["answerable"] else None
+            out.append(record(r, hits, pipeline.ask(r["question"])))
+        return out
+
+
+def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
+                   refusal: bool = True, service: Any = None,
+                   details: Path | None = None) -> dict[str, Any]:
+    """k-fold cross-validation grouped by document (see `folds`): for each fold, the learned
+    models are fitted on the other folds' questions and the fold's questions are answered
+    (by quoting) with them; the figures are those of all held-out answers pooled. Without
+    `ranker`, the hand-set fusion ranks; without `refusal`, a coverage threshold calibrated
+    on the other folds decides (what civicbot did before the refusal classifier)."""
+    from civicbot.service import Service
+
+    rows = list(_jsonl(path))
+    fold = folds(rows, k)
+    lab = Lab(service or Service(cfg))
+    records: list[dict[str, Any]] = []
+    for f in range(k):
+        train = [r for r, g in zip(rows, fold, strict=True) if g != f]
+        test = [r for r, g in zip(rows, fold, strict=True) if g == f]
+        if not test:
+            continue
+        fitted = lab.fit_ranker(train) if ranker else None
+        groups = [g for g in fold if g != f]
+        model = lab.fit_refusal(train, fitted, groups) if refusal else None
+        threshold = None if refusal else lab.threshold(train, fitted)
+        for rec in lab.records(test, fitted, model, threshold):
+            rec["fold"] = f
+            records.append(rec)
+    _write_details(details, records)
+    return {**summarise(records), "groups": by_group(records)}
+
+
+def train(path: Path, cfg: Config, out: Path, service: Any = None, k: int = 5) -> list[Path]:
+    """Fit the ranker and the refusal classifier on every question of `path` and write them
+    to `out` (ranker.json, refusal.json). The refusal threshold is chosen on out-of-fold
+    probabilities over `k` folds grouped by document; the classifier is fitted on the
+    ranking serving uses (the fusion unless `rank.SERVING`)."""
+    from civicbot.rank import RANKER_FILE
+    from civicbot.refusal import REFUSAL_FILE
+    from civicbot.service import Service
+
+    rows = list(_jsonl(path))
+    lab = Lab(service or Service(cfg))
+    from civicbot.rank import SERVING
+
+    ranker = lab.fit_ranker(rows)
+    # The classifier reads the ranking serving uses (its scores and margins are features).
+    refusal = lab.fit_refusal(rows, ranker if SERVING else None, folds(rows, k))
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / RANKER_FILE.name, out / REFUSAL_FILE.name]
+    written[0].write_text(ranker.to_json())
+    written[1].write_text(refusal.to_json())
+    return written
+
+
+def _write_details(path: Path | None, records: list[dict[str, Any]]) -> None:
+    if path is None:
+        return
+    with path.open("w", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")

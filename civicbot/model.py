@@ -103,15 +103,19 @@ class Citation:
 class Answer:
     question: str
     text: str
-    mode: str  # "generated", "extractive" or "refused"
+    # "generated", "extractive", "partial" (the documents cover the topic, not the detail
+    # asked: declined, with a quote of what they do say) or "refused"
+    mode: str
     language: str
     citations: list[Citation] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
     seconds: float = 0.0
+    confidence: float = 0.0  # P(the documents answer), or the coverage confidence
 
     @property
     def refused(self) -> bool:
-        return self.mode == "refused"
+        """Declined: refused, or only partly answered (counted as declining)."""
+        return self.mode in ("refused", "partial")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from civicbot import lang
+from civicbot import lang, rank
+from civicbot.answer.extractive import asked
 from civicbot.config import RetrievalConfig
 from civicbot.glossary import Glossary, builtin
 from civicbot.index.crosslingual import shared_use, surface_words
@@ -25,6 +26,7 @@ from civicbot.index.store import Snapshot
 from civicbot.model import Hit
 from civicbot.protocols import Embedder
 
+RERANK = rank.RERANK
 CANDIDATES = 100  # per signal; the union is fused
 TRANSLATION_WEIGHT = 0.5  # a translated match is weaker evidence than the question's own words
 
@@ -51,6 +53,19 @@ def neighbour_boost(scores: np.ndarray, docs: np.ndarray, weight: float) -> np.n
 
 
 @dataclass
+class Ranking:
+    """Candidate passages (indices into the snapshot's chunks), best first, with their
+    scores; `reranked` are the ones the learned ranker scored, `features` their features."""
+
+    order: np.ndarray
+    scores: np.ndarray
+    lexical: np.ndarray
+    dense: np.ndarray
+    reranked: np.ndarray
+    features: np.ndarray
+
+
+@dataclass
 class Retriever:
     """Searches one snapshot. The cross-lingual signals are used when `crosslingual` is on
     and the snapshot was built with them; otherwise ranking is BM25 plus the embedder."""
@@ -66,6 +81,9 @@ class Retriever:
     neighbour_weight: float = 0.3
     use: Embedder | None = None  # the cross-lingual model; None: the shared USE
     glossary: Glossary = field(default_factory=builtin)
+    # The learned ranker (civicbot/rank.py); None: the hand-set fusion alone.
+    ranker: rank.LinearModel | None = field(default_factory=rank.serving_ranker)
+    _translations: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_config(cls, snapshot: Snapshot, embedder: Embedder, cfg: RetrievalConfig,
@@ -81,17 +99,33 @@ class Retriever:
 
     def search(self, query: str, k: int = 10, docs: set[str] | None = None) -> list[Hit]:
         """The `k` best passages for `query`, optionally only from the documents `docs`."""
+        ranking = self.rank(query, docs)
+        if ranking is None:
+            return []
+        chunks = self.snapshot.chunks
+        titles = self.snapshot.titles
+        return [Hit(chunk=chunks[i], title=titles.get(chunks[i].doc, chunks[i].doc),
+                    score=float(s), lexical=float(ranking.lexical[i]),
+                    dense=float(ranking.dense[i]))
+                for i, s in zip(ranking.order[:k].tolist(), ranking.scores[:k], strict=True)]
+
+    def rank(self, query: str, docs: set[str] | None = None,
+             features: bool = False) -> Ranking | None:
+        """Every candidate passage for `query`, best first: the hand-set fusion picks and
+        orders the candidates, and the learned ranker (when there is one) reorders the
+        fusion's best `RERANK`; their features are worked out for it, or when `features`
+        (to train it). None when nothing can be ranked."""
         chunks = self.snapshot.chunks
         if not chunks or not query.strip():
-            return []
+            return None
         n_chunks = len(chunks)
-        languages = np.array([c.language for c in chunks])
+        languages = self._languages()
+        question_language = lang.detect(query)
         lexical = self.snapshot.lexical.scores(query)
         dense = (self.snapshot.dense.scores(self.embedder.embed([query])[0])
                  if self.dense_weight > 0 else np.zeros(n_chunks, np.float32))
         cross = None
         if self.crosslingual and self.snapshot.crosslingual is not None:
-            question_language = lang.detect(query)
             lexical, cross = self._crosslingual(query, question_language, lexical, languages)
         if docs is not None:
             mask = np.array([c.doc in docs for c in chunks])
@@ -103,20 +137,88 @@ class Retriever:
         candidates = np.unique(np.concatenate([np.argsort(-s)[:n] for s in signals]))
         candidates = candidates[np.isfinite(lexical[candidates])]
         if len(candidates) == 0:
-            return []
-        fused = np.full(n_chunks, -np.inf)
-        fused[candidates] = ((1 - self.dense_weight) * _z(lexical[candidates])
-                             + self.dense_weight * _z(dense[candidates]))
+            return None
+        base = np.full(n_chunks, -np.inf)
+        base[candidates] = ((1 - self.dense_weight) * _z(lexical[candidates])
+                            + self.dense_weight * _z(dense[candidates]))
         if cross is not None:
             weight = np.where(languages[candidates] == question_language,
                               self.crosslingual_weight_same, self.crosslingual_weight_other)
-            fused[candidates] += weight * _z(cross[candidates])
-        fused = neighbour_boost(fused, np.array([c.doc for c in chunks]), self.neighbour_weight)
-        order = candidates[np.argsort(-fused[candidates], kind="stable")][:k]
+            base[candidates] += weight * _z(cross[candidates])
+        doc_ids = self._doc_ids()
+        fused = neighbour_boost(base, doc_ids, self.neighbour_weight)
+        order = candidates[np.argsort(-fused[candidates], kind="stable")]
+        top = order[:RERANK]
+        x = (self._features(query, question_language, top, base, fused, lexical, dense, cross)
+             if self.ranker is not None or features else np.zeros((len(top), 0)))
+        scores = fused[order].astype(float)
+        if self.ranker is not None and len(top) > 1:
+            learned = self.ranker.score(x)
+            reordered = np.argsort(-learned, kind="stable")
+            rest = scores[len(top):]
+            # Below the reordered candidates, the rest keep the fusion's order and scores.
+            shift = (learned.min() - 1.0 - rest.max()) if len(rest) else 0.0
+            order = np.concatenate([top[reordered], order[len(top):]])
+            scores = np.concatenate([learned[reordered], rest + shift])
+            x = x[reordered]
+            top = top[reordered]
+        return Ranking(order, scores, lexical, dense, top, x)
+
+    def _features(self, query: str, question_language: str, top: np.ndarray,
+                  base: np.ndarray, fused: np.ndarray, lexical: np.ndarray,
+                  dense: np.ndarray, cross: np.ndarray | None) -> np.ndarray:
+        chunks = self.snapshot.chunks
+        texts = self._texts()
         titles = self.snapshot.titles
-        return [Hit(chunk=chunks[i], title=titles.get(chunks[i].doc, chunks[i].doc),
-                    score=float(fused[i]), lexical=float(lexical[i]), dense=float(dense[i]))
-                for i in order.tolist()]
+        picked = [chunks[i] for i in top.tolist()]
+        for i in top.tolist():
+            if i not in texts:
+                texts[i] = rank.passage_text(chunks[i], titles.get(chunks[i].doc, ""))
+        doc_ids = self._doc_ids()
+        neighbour = np.full(len(top), -np.inf)
+        for j, i in enumerate(top.tolist()):
+            for d in (i - 1, i + 1):
+                if 0 <= d < len(chunks) and doc_ids[d] == doc_ids[i]:
+                    neighbour[j] = max(neighbour[j], base[d])
+        infos = self.snapshot.docs
+        doc_chunks = [infos[c.doc].chunks if c.doc in infos else 1 for c in picked]
+        signals = {"fused": fused[top], "lexical": lexical[top], "dense": dense[top],
+                   "cross": cross[top] if cross is not None else np.zeros(len(top))}
+        return rank.features(self.query_side(query, question_language), picked,
+                             [texts[i] for i in top.tolist()], signals, neighbour,
+                             doc_chunks)
+
+    def query_side(self, query: str, question_language: str) -> rank.Query:
+        """The question's terms (with their idf) in each language of the corpus: its own in
+        its language, its translation in the others."""
+        terms = {}
+        own = list(dict.fromkeys(analyse(query, question_language)))
+        terms[question_language] = (own, self.snapshot.lexical.idf(own))
+        for language, translated in self.translations(query).items():
+            words = list(dict.fromkeys(analyse(translated, language)))
+            terms[language] = (words, self.snapshot.lexical.idf(words))
+        return rank.Query(terms, frozenset(rank.ngrams(query)),
+                          frozenset(rank.numbers(query)), frozenset(rank.names(query)),
+                          asked(query), question_language)
+
+    # Per-snapshot caches: what features need of each passage is worked out once.
+    def _cache(self) -> dict:  # type: ignore[type-arg]
+        return self.snapshot.__dict__.setdefault("_ranking_cache", {})
+
+    def _texts(self) -> dict[int, rank.PassageText]:
+        return self._cache().setdefault("texts", {})
+
+    def _languages(self) -> np.ndarray:
+        cache = self._cache()
+        if "languages" not in cache:
+            cache["languages"] = np.array([c.language for c in self.snapshot.chunks])
+        return cache["languages"]
+
+    def _doc_ids(self) -> np.ndarray:
+        cache = self._cache()
+        if "docs" not in cache:
+            cache["docs"] = np.array([c.doc for c in self.snapshot.chunks])
+        return cache["docs"]
 
     def neighbours(self, hits: list[Hit]) -> list[Hit]:
         """The passages next to `hits` that are not among them, each scored as the hit it
@@ -139,6 +241,8 @@ class Retriever:
         index = self.snapshot.crosslingual
         if not self.crosslingual or index is None:
             return {}
+        if query in self._translations:
+            return self._translations[query]
         question_language = lang.detect(query)
         out = {}
         for language in index.vocabulary:
@@ -150,6 +254,9 @@ class Retriever:
                           if words else [])
             if known or translated:
                 out[language] = " ".join(known + translated)
+        if len(self._translations) > 16:
+            self._translations.clear()
+        self._translations[query] = out
         return out
 
     def _crosslingual(self, query: str, question_language: str, lexical: np.ndarray,

@@ -117,13 +117,18 @@ class Service:
             return self.cfg.resolve(self.cfg.llm.model_path)
         return self.cfg.resolve(MODELS_DIR) / DEFAULT_GGUF_NAME
 
-    def pipeline(self, use_model: bool = True):  # type: ignore[no-untyped-def]
+    def pipeline(self, use_model: bool = True, retriever: Retriever | None = None,
+                 refusal_model=None):  # type: ignore[no-untyped-def]
+        """The answer pipeline over the serving snapshot; `retriever` and `refusal_model`
+        replace the default ones (evaluation uses them to try models fitted on other
+        questions)."""
         from civicbot.answer.pipeline import AnswerPipeline, AnswerSettings
         from civicbot.retrieve import coverage
 
-        snapshot = self.snapshot()
-        retriever = Retriever.from_config(snapshot, self.embedder, self.cfg.retrieval,
-                                          self.glossary)
+        if retriever is None:
+            retriever = Retriever.from_config(self.snapshot(), self.embedder,
+                                              self.cfg.retrieval, self.glossary)
+        snapshot = retriever.snapshot
         translations = functools.lru_cache(maxsize=8)(retriever.translations)
 
         def cross_coverage(question: str, hit: Hit) -> float:
@@ -139,6 +144,13 @@ class Service:
             max_tokens=self.cfg.llm.max_tokens,
             refusal_threshold=threshold if threshold >= 0 else CALIBRATED_THRESHOLD,
         )
+        # The classifier decides when asked to (or when evaluation hands one in); otherwise
+        # the threshold decides and the classifier only finds the partial answers.
+        from civicbot.refusal import packaged_refusal
+
+        settings.refusal_model = refusal_model or packaged_refusal()
+        settings.refusal_by_model = refusal_model is not None or (
+            self.cfg.answer.refusal_classifier and threshold < 0)
         return AnswerPipeline(
             search=retriever.search,
             coverage=cross_coverage,

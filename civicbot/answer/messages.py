@@ -9,6 +9,19 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "The documents I have do not answer this, so I cannot answer this question "
               "reliably.",
     },
+    # The documents cover the topic but not the detail asked (a number, a name, a year).
+    "partial": {
+        "nl": "De documenten beschrijven dit onderwerp ({topic}), maar noemen niet "
+              "{missing}. Dit zeggen ze er wel over:",
+        "en": "The documents describe this topic ({topic}), but do not say {missing}. This "
+              "is what they do say:",
+    },
+    "kind_number": {"nl": "het gevraagde aantal", "en": "the number asked for"},
+    "kind_amount": {"nl": "het gevraagde bedrag", "en": "the amount asked for"},
+    "kind_date": {"nl": "de gevraagde datum", "en": "the date asked for"},
+    "kind_duration": {"nl": "de gevraagde termijn", "en": "the period asked for"},
+    "kind_name": {"nl": "de gevraagde naam", "en": "the name asked for"},
+    "and": {"nl": "en", "en": "and"},
     "covers": {
         "nl": "Ik ken onder meer deze documenten: {titles}.",
         "en": "The documents I know include: {titles}.",

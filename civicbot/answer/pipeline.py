@@ -13,13 +13,21 @@ from dataclasses import dataclass
 
 from civicbot import lang
 from civicbot.answer import grounding
-from civicbot.answer.extractive import Asked, Quote, asked, best_sentences, focus
+from civicbot.answer.extractive import (
+    Asked,
+    Quote,
+    asked,
+    best_sentences,
+    candidates,
+    focus,
+)
 from civicbot.answer.messages import say
 from civicbot.answer.prompt import INSTRUCTION, build_messages, defuse
 from civicbot.answer.text import fact_present, facts, sentences
 from civicbot.errors import GenerationTimeout, ModelError
 from civicbot.model import Answer, Chunk, Citation, Hit, Turn
 from civicbot.protocols import Generator
+from civicbot.refusal import Evidence, RefusalModel, evidence
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +64,32 @@ def pages_label(hit: Hit) -> str:
 class AnswerSettings:
     top_k: int = 6
     max_tokens: int = 200
-    refusal_threshold: float = 0.45
+    refusal_threshold: float = 0.45  # used only without a refusal model
+    # The learned refusal classifier (civicbot/refusal.py; the service gives the packaged
+    # one). With `refusal_by_model` it decides; without, the threshold above decides and the
+    # classifier only tells a partial answer (the topic is covered, a detail asked is not)
+    # from a refusal among the questions the threshold declines. None: no partial answers.
+    refusal_model: RefusalModel | None = None
+    refusal_by_model: bool = True
     min_kept_share: float = 0.5  # of the model's sentences; less than that: quote instead
     prompt_sources: int = 3  # passages the model reads (each cut to the relevant part)
     quote_sources: int = 3  # passages an extractive answer may quote
     source_words: int = 110
+
+
+@dataclass
+class Decision:
+    """What `AnswerPipeline.decide` found: the passages, P(the documents answer) (or the
+    coverage confidence, with a fixed threshold) and the outcome: "answer", "partial" or
+    "refused"."""
+
+    question: str
+    query: str
+    language: str
+    hits: list[Hit]
+    confidence: float
+    outcome: str
+    evidence: Evidence | None
 
 
 class AnswerPipeline:
@@ -91,20 +120,62 @@ class AnswerPipeline:
     def ask(self, question: str, history: Sequence[Turn] = (),
             on_text: Callable[[str], None] | None = None) -> Answer:
         started = time.perf_counter()
+        decision = self.decide(question, history)
+        if decision.outcome == "answer":
+            # A follow-up is answered as the question it stands for ("and when does that
+            # start?" together with what "that" was): for the prompt and for quoting.
+            answer = self._answer(decision.query, decision.language, decision.hits, on_text)
+            answer.question = question
+        else:
+            answer = self.declined(question, decision)
+        answer.confidence = decision.confidence
+        answer.seconds = time.perf_counter() - started
+        return answer
+
+    def decide(self, question: str, history: Sequence[Turn] = ()) -> Decision:
+        """Retrieve and decide, without the model, whether the documents answer the
+        question ("answer"), cover its topic but not the detail asked ("partial"), or do not
+        answer it ("refused")."""
         language = lang.detect(question)
         query = retrieval_query(question, history)
         hits = self.retrieve(query)
-        confidence = self.confidence(query, hits)
-        log.debug("retrieval confidence %.3f", confidence)
-        if confidence < self.settings.refusal_threshold:
-            answer = self._refusal(question, language, hits)
+        model = self.settings.refusal_model
+        if model is None or not self.settings.refusal_by_model:
+            # A fixed threshold on the coverage (`[answer] refusal_threshold`).
+            confidence = self.confidence(query, hits)
+            if confidence >= self.settings.refusal_threshold:
+                return Decision(question, query, language, hits, confidence, "answer", None)
+            if model is None:
+                return Decision(question, query, language, hits, confidence, "refused", None)
+            found = self.evidence(query, hits)
+            covered = found.missing and model.topic_probability(found.values) >= model.threshold
+            return Decision(question, query, language, hits, confidence,
+                            "partial" if covered else "refused", found)
+        found = self.evidence(query, hits)
+        confidence = model.probability(found.values)
+        log.debug("P(answered) %.3f (threshold %.3f)", confidence, model.threshold)
+        # A number the question names (a year, a version, an amount) that no passage holds
+        # means the passages are about something else than what is asked, however well
+        # they match otherwise: never a full answer (on train.jsonl 4 of 67 unanswerable
+        # and 2 of 192 answerable questions).
+        if confidence >= model.threshold and not found.missing_numbers:
+            outcome = "answer"
+        elif found.missing and model.topic_probability(found.values) >= model.threshold:
+            outcome = "partial"
         else:
-            # A follow-up is answered as the question it stands for ("and when does that
-            # start?" together with what "that" was): for the prompt and for quoting.
-            answer = self._answer(query, language, hits, on_text)
-            answer.question = question
-        answer.seconds = time.perf_counter() - started
-        return answer
+            outcome = "refused"
+        return Decision(question, query, language, hits, confidence, outcome, found)
+
+    def declined(self, question: str, decision: Decision) -> Answer:
+        """The answer for a question the documents do not answer: a partial answer that says
+        what they do say and what they do not, else a refusal."""
+        if decision.outcome == "partial" and decision.evidence is not None:
+            answer = self._partial(decision.query, decision.language, decision.hits,
+                                   decision.evidence)
+            if answer is not None:
+                answer.question = question
+                return answer
+        return self._refusal(question, decision.language, decision.hits)
 
     def retrieve(self, query: str) -> list[Hit]:
         """The passages an answer is drawn from: the best `top_k`, followed for a question
@@ -117,13 +188,33 @@ class AnswerPipeline:
             return hits
         return hits + self.neighbours(hits)
 
+    def evidence(self, query: str, hits: list[Hit]) -> Evidence:
+        """The evidence features the refusal classifier decides on (civicbot/refusal.py)."""
+        searched = hits[: self.settings.top_k]
+        what = self._asked(query)
+        texts = [f"{h.title}\n{h.chunk.heading}\n{h.chunk.text}" for h in hits]
+        covers = [self.coverage(query, h) for h in searched[:3]]
+        typed = None
+        kind_held = False
+        if what is not None:
+            kind_held = any(what.held_by(h.chunk.text) for h in hits)
+            if what.kind != "name":
+                typed = max((self.coverage(query, h) for h in _typed_windows(hits, what)),
+                            default=0.0)
+        quoted = [h.chunk.text for h in searched[: self.settings.quote_sources]]
+        quotes = candidates(query, quoted, also=self._translated(query), wanted=what)
+        return evidence(query, texts, covers, typed, what.kind if what else None, kind_held,
+                        [h.score for h in searched], [h.dense for h in searched],
+                        [h.chunk.doc for h in searched],
+                        max((q.score for q in quotes), default=0.0))
+
     def confidence(self, query: str, hits: list[Hit]) -> float:
-        """How plausibly the passages answer (0..1), the score the refusal threshold is
-        calibrated on: the best coverage of the question among the top three passages; no
-        more than the best coverage by a sentence (with its neighbours) that holds the kind
-        of fact asked for, when the question asks for a number, amount, date or duration
-        (see docs/answering.md); and 0 when
-        the question names a number (a year, a version, an amount) that no passage has."""
+        """How plausibly the passages answer (0..1), for a fixed refusal threshold: the best
+        coverage of the question among the top three passages; no more than the best
+        coverage by a sentence (with its neighbours) that holds the kind of fact asked for,
+        when the question asks for a number, amount, date or duration (see
+        docs/answering.md); and 0 when the question names a number (a year, a version, an
+        amount) that no passage has."""
         passage = max((self.coverage(query, h) for h in hits[:3]), default=0.0)
         texts = [f"{h.title}\n{h.chunk.heading}\n{h.chunk.text}" for h in hits]
         if any(not any(fact_present(f, t) for t in texts) for f in facts(query)
@@ -136,7 +227,7 @@ class AnswerPipeline:
         return min(passage, max((self.coverage(query, h) for h in _typed_windows(hits, what)),
                                 default=0.0))
 
-    # ---- the three outcomes ---------------------------------------------------------------
+    # ---- the outcomes ---------------------------------------------------------------------
 
     def _refusal(self, question: str, language: str, hits: list[Hit]) -> Answer:
         """Say so plainly, and say what the collection does hold: the documents closest to
@@ -152,6 +243,27 @@ class AnswerPipeline:
             more = say("empty", language)
         return Answer(question, f"{say('refused', language)} {more}", "refused", language, [],
                       hits)
+
+    def _partial(self, question: str, language: str, hits: list[Hit],
+                 found: Evidence) -> Answer | None:
+        """The documents cover the topic but not the detail asked: say what they do not
+        name, and quote (and cite) what they do say, so the quote is never taken for the
+        answer. None when there is nothing to quote."""
+        quotes = self._quotes(question, hits)[:1]
+        if not quotes:
+            return None
+        missing = [f"“{n}”" for n in found.missing_numbers]
+        missing += [f"“{n}”" for n in found.missing_names]
+        if found.missing_kind and not missing:
+            missing.append(say(f"kind_{found.missing_kind}", language))
+        hit = hits[quotes[0].source - 1]
+        text = say("partial", language, topic=f"“{_short(hit.title, 90)}”",
+                   missing=_join(missing, language))
+        text += f"\n“{quotes[0].text}” [1]"
+        if hit.chunk.language != language:
+            text += " " + say("other_language", language)
+        return Answer(question, text, "partial", language,
+                      [self._citation(1, hit, quotes)], hits)
 
     def _answer(self, question: str, language: str, hits: list[Hit],
                 on_text: Callable[[str], None] | None) -> Answer:
@@ -329,6 +441,12 @@ def quote_pages(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
     if end < boundary:
         return first, last - 1
     return first, last
+
+
+def _join(items: list[str], language: str) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {say('and', language)} {items[-1]}"
 
 
 def _short(quote: str, limit: int = 300) -> str:

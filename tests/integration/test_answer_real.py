@@ -66,7 +66,11 @@ def test_unanswerable_question_is_refused(service):
 def test_question_about_a_year_the_documents_do_not_reach_is_refused(service):
     # No document of ../shared/corpus mentions 2047 (2030 is in the Nobian plan).
     answer = service.ask("Hoeveel Tozo-leningen zijn er in 2047 verstrekt?")
-    assert answer.refused and not answer.citations
+    # Declined: refused, or (issue 19) a partial answer that says the year is not named and
+    # cites only what the documents do say about the topic.
+    assert answer.refused
+    assert not answer.citations or (answer.mode == "partial"
+                                    and "“2047”" in answer.text.split("\n")[0])
 
 
 def test_how_many_is_answered_by_a_count_of_the_thing_asked_and_refused_without_one(service):
