@@ -23,3 +23,31 @@ def shared() -> Path:
     if not CORPUS.is_dir():
         pytest.fail(f"the shared material is missing: {SHARED} (it must sit beside the repo)")
     return SHARED
+
+
+# ---- no silent skips ---------------------------------------------------------------------
+# Every test stands for a promise of the README; a skipped one is a promise nobody checked.
+# A run that skipped anything therefore fails (exit status 1) and says so in its last line;
+# scripts/test.sh (and so CI) passes that status on. A run that collected no tests at all
+# exits 5, which fails too.
+
+
+def _skipped(config: pytest.Config) -> list:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    return list(reporter.stats.get("skipped", [])) if reporter is not None else []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _skipped(session.config) and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # After the summary line, so that this is the last line of the run.
+    skipped = _skipped(config)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if skipped and reporter is not None:
+        reporter.write_line(f"FAILED: {len(skipped)} test(s) skipped (reasons above, under "
+                            "'short test summary info'); skips are not allowed: install what "
+                            "is missing (scripts/install.sh) or fix the test.", red=True,
+                            bold=True)

@@ -11,12 +11,10 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
+import nio
 from matrix_harness import Citizen, eventually, new_user
 
 from civicbot.homeserver import Homeserver
-
-nio = pytest.importorskip("nio")
 
 ENCRYPTION_STATE = {
     "type": "m.room.encryption",

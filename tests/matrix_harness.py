@@ -1,5 +1,7 @@
-"""Test harness for the Matrix bot: a real Synapse started once per test session, users
-registered through the admin API, citizens driven with nio, and a small honest answerer.
+"""Test harness for the Matrix bot: users registered through the admin API of the real Synapse
+that tests/integration/conftest.py starts once per session, citizens driven with nio, and a
+small honest answerer. Only the Matrix test modules import this (nio and synapse are imported
+here, so a missing one fails those modules instead of skipping them).
 
 Tests are plain functions that call `run(coro)`; the bot runs as a task in the same event
 loop as the citizens (`running_bot`), so no pytest-asyncio is needed.
@@ -19,17 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+import nio
+
+# Imported, not skipped: a missing homeserver is a failing suite, never a silent one.
+import synapse  # noqa: F401
 
 from civicbot import config as config_mod
+from civicbot.homeserver import Homeserver
+from civicbot.matrix.bot import Bot
 from civicbot.matrix.events import FINAL, KIND, content_of, obj
 from civicbot.model import Answer, Citation, DocInfo, Turn
-
-nio = pytest.importorskip("nio")
-pytest.importorskip("synapse")
-
-from civicbot.homeserver import Homeserver  # noqa: E402
-from civicbot.matrix.bot import Bot  # noqa: E402
 
 TIMEOUT = 30.0
 
@@ -387,32 +388,27 @@ async def citizen(hs: Homeserver, prefix: str = "citizen") -> AsyncIterator[Citi
         yield c
 
 
+async def membership(c: Citizen, room_id: str, user_id: str) -> str:
+    """`user_id`'s membership in the room as the homeserver has it ("" when unknown)."""
+    resp = await c.client.room_get_state_event(room_id, "m.room.member", user_id)
+    if isinstance(resp, nio.RoomGetStateEventResponse):
+        return str(resp.content.get("membership", ""))
+    return ""
+
+
+async def wait_membership(
+    c: Citizen, room_id: str, user_id: str, wanted: str, timeout: float = TIMEOUT
+) -> None:
+    """Poll the homeserver until `user_id` is `wanted` ("join", "leave", ...) in the room."""
+    deadline = time.monotonic() + timeout
+    while (now := await membership(c, room_id, user_id)) != wanted:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{user_id} is {now!r} in {room_id}, not {wanted!r}")
+        await asyncio.sleep(0.05)
+
+
 async def direct_room(c: Citizen, bot: Bot) -> str:
     """A direct chat between the citizen and the bot, once the bot has joined."""
     room_id = await c.create_room([bot.user_id], direct=True)
     await c.wait_joined(room_id, bot.user_id)
     return room_id
-
-
-# -- fixtures ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """One Synapse (default room version, relaxed rate limits) for the whole session."""
-    hs = Homeserver(tmp_path_factory.mktemp("synapse"))
-    hs.start()
-    try:
-        yield hs
-    finally:
-        hs.stop()
-
-
-@pytest.fixture
-def bot_account(homeserver: Homeserver) -> dict[str, str]:
-    return new_user(homeserver, "civicbot")
-
-
-@pytest.fixture
-def answerer() -> WordLookupAnswerer:
-    return WordLookupAnswerer()

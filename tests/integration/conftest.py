@@ -1,22 +1,21 @@
-"""Fixtures for integration tests: the Matrix harness (a session-wide Synapse and friends)."""
+"""Fixtures for integration tests: the real corpus index and one Synapse, each built once per
+test session. The Matrix harness (nio, synapse) is imported inside the Matrix fixtures and by
+the Matrix test modules only: a missing package fails those tests, it never skips them, and it
+does not take the ingest, answer or eval tests down with it."""
 
+import dataclasses
 import sys
 from pathlib import Path
+
+import pytest
 
 # tests/ is not a package: make its helper modules importable however pytest is started.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# ---- the real corpus index, built once per test session ----------------------------------
-import dataclasses as _dc  # noqa: E402
-from pathlib import Path as _Path  # noqa: E402
 
-import pytest as _pytest  # noqa: E402
-from matrix_harness import answerer, bot_account, homeserver  # noqa: E402, F401
-
-
-@_dc.dataclass
+@dataclasses.dataclass
 class CorpusIndex:
-    path: _Path
+    path: Path
     embedder: object
     reports: list
     snapshot: object
@@ -38,7 +37,7 @@ class CorpusIndex:
         return Counting()
 
 
-@_pytest.fixture(scope="session")
+@pytest.fixture(scope="session")
 def embedder():
     """The real default embedder, loaded once for the whole session."""
     from civicbot.index.embed import SentenceTransformerEmbedder
@@ -46,7 +45,7 @@ def embedder():
     return SentenceTransformerEmbedder()
 
 
-@_pytest.fixture(scope="session")
+@pytest.fixture(scope="session")
 def corpus_index(tmp_path_factory, shared, embedder):
     from civicbot.config import OcrConfig
     from civicbot.corpus import Corpus
@@ -57,8 +56,62 @@ def corpus_index(tmp_path_factory, shared, embedder):
     path = tmp_path_factory.mktemp("corpus-index") / "index"
     store = IndexStore(path)
     # As `civicbot ingest` with the default configuration: scanned pages are read by OCR
-    # when Tesseract is installed (tests/integration/test_ocr_corpus.py), left out otherwise.
+    # (Tesseract is part of the installation; tests/integration/test_ocr_corpus.py fails
+    # without it).
     ocr = TesseractOcr.from_config(OcrConfig())
     reports = Corpus(store, embedder, ocr=ocr).ingest(sorted((shared / "corpus").glob("*.pdf")))
     snapshot = store.load(embedder.name)
     return CorpusIndex(path, embedder, reports, snapshot, Retriever(snapshot, embedder))
+
+
+# ---- Matrix: one real Synapse for the whole session -------------------------------------
+
+
+@pytest.fixture(scope="session")
+def homeserver(tmp_path_factory):
+    """One Synapse (default room version, relaxed rate limits) for the whole session."""
+    import matrix_harness  # noqa: F401 - nio and synapse must be importable, or this fails
+
+    from civicbot.homeserver import Homeserver
+
+    hs = Homeserver(tmp_path_factory.mktemp("synapse"))
+    hs.start()
+    try:
+        yield hs
+    finally:
+        hs.stop()
+
+
+@pytest.fixture
+def bot_account(homeserver):
+    from matrix_harness import new_user
+
+    return new_user(homeserver, "civicbot")
+
+
+@pytest.fixture
+def answerer():
+    from matrix_harness import WordLookupAnswerer
+
+    return WordLookupAnswerer()
+
+
+# ---- a small real index: two short documents of ../shared/corpus -------------------------
+
+
+@pytest.fixture(scope="session")
+def small_workspace(tmp_path_factory, shared, embedder):
+    """Two short real documents ingested with the default configuration (the real embedder
+    and multilingual model): for tests of the CLI and the answer path that need a real index
+    but not the whole corpus. Read-only: tests that change it copy it first."""
+    from workspace import SMALL_DOCS, make_workspace
+
+    from civicbot.service import Service
+
+    ws = make_workspace(tmp_path_factory.mktemp("small"),
+                        [shared / "corpus" / name for name in SMALL_DOCS])
+    service = Service(ws.load(), embedder=embedder)
+    reports = service.curator.ingest(service.corpus_folders(), by="cli",
+                                     prune_folders=service.corpus_folders())
+    assert [r.ok for r in reports] == [True, True], [r.describe() for r in reports]
+    return ws

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import secrets
 
+import nio
 import pytest
 from e2e_harness import encrypted_citizen, encrypted_direct_room
 from matrix_harness import (
@@ -23,8 +24,6 @@ from civicbot import doctor
 from civicbot.matrix import crypto, editing
 from civicbot.matrix.events import FINAL, KIND
 from tests.conftest import CORPUS, MOTIE
-
-nio = pytest.importorskip("nio")
 
 pytestmark = pytest.mark.slow
 

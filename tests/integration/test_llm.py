@@ -120,7 +120,6 @@ def test_missing_model_file_names_the_path_and_the_fix(tmp_path: Path) -> None:
 
 
 def test_file_that_is_not_gguf_is_a_model_error(tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp")
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"this is not a model" * 100)
     with pytest.raises(ModelError, match="junk.gguf"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 
 import pytest
 from matrix_harness import service_config
@@ -146,6 +147,11 @@ def test_questions_never_meet_a_half_built_index(tmp_path, shared, embedder):
                 result = syncer.run_round()
                 assert [s.status for s in result.sources] == ["replaced"]
                 remember()
+                # let every citizen ask on this version before the next swap, so both
+                # versions are served (a poll with a limit, not a pause)
+                target, deadline = asked[0] + 6, time.monotonic() + 30
+                while asked[0] < target and not failures and time.monotonic() < deadline:
+                    stop.wait(0.05)
         finally:
             stop.set()
             for t in threads:
@@ -155,4 +161,4 @@ def test_questions_never_meet_a_half_built_index(tmp_path, shared, embedder):
     assert set(seen) <= complete  # nothing from a half-built index
     # both versions were served while the questions ran
     titles = {title for doc, title, _ in seen if doc == "wisselend.pdf"}
-    assert len(titles) >= 1
+    assert len(titles) == 2, titles

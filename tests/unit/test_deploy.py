@@ -13,14 +13,12 @@ import shlex
 import tomllib
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
+
+import yaml  # noqa: E402 - PyYAML is in the dev extra (Synapse needs it too)
 
 from civicbot import config as config_mod  # noqa: E402
 from civicbot import health  # noqa: E402
-
-yaml = pytest.importorskip("yaml")  # PyYAML comes with Synapse (the dev extra)
 
 
 def _dockerfile() -> list[tuple[str, str]]:
@@ -76,8 +74,7 @@ def test_the_image_is_built_with_the_readme_install_script_and_extras_mechanism(
 
 def test_apt_packages_come_from_the_shared_list_when_there_is_one():
     listed = ROOT / "scripts" / "apt-packages.txt"
-    if not listed.exists():
-        pytest.skip("no scripts/apt-packages.txt (no system packages beyond the build tools)")
+    assert listed.exists(), "scripts/apt-packages.txt lists the system packages (Tesseract)"
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "apt-packages.txt" in dockerfile
     packages = [p for line in listed.read_text().splitlines()
