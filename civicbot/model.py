@@ -108,6 +108,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
     seconds: float = 0.0
+    query: str = ""  # what was searched and quoted for (a follow-up joined with its context)
 
     @property
     def refused(self) -> bool:
