@@ -108,6 +108,8 @@ def _whole(body: str, language: str) -> str:
     tokens = re.findall(r"[^\W_]+", body.lower())
     if not _ENDS.search(body.rstrip()):
         return "cut off (no closing stop)"
+    if "\n" in body.strip():  # a heading or a list item run into the sentence
+        return "joins two lines"
     if sum(not t.isdigit() for t in tokens) < MIN_WORDS:
         return "a fragment (too short)"
     first = body.lstrip("\"'“‘(- ")[:1]
