@@ -314,3 +314,14 @@ def test_the_model_is_skipped_for_kinds_the_quote_answers_alone():
     assert dated.mode == "extractive" and not pipeline.wants_model(dated)
     assert pipeline.refine(dated) is None and pipeline.generator.prompts == []  # type: ignore[union-attr]
     assert pipeline.wants_model(pipeline.quick("Wat moet een gebruiker doen voor een FRIA?"))
+
+
+def test_the_cli_prints_the_quotes_first_then_the_lead(capsys):
+    from civicbot.cli import _answer_in_two_steps
+
+    reply = "Vanaf 2 augustus 2026 moeten gebruikers een FRIA uitvoeren [1]."
+    final = _answer_in_two_steps(_pipeline(reply, [_hit(FRIA)]), "Wanneer moet een FRIA?", [])
+    out = capsys.readouterr().out
+    assert final.mode == "generated"  # type: ignore[attr-defined]
+    assert out.index("“Vanaf 2 augustus 2026") < out.index(reply) < out.index(
+        say("model_lead", "nl"))
