@@ -142,9 +142,11 @@ def _broken_word(body: str, passages: Sequence[str], question: str) -> str:
 
 
 # Where a source sentence turns to another subject: a number in one clause is not attached
-# to what the other clause says ("the final penalty is 7 %, whereas the Council proposed 6.5 %").
+# to what the other clause says ("the penalty has been set at 35 million EUR or 7 %, slightly
+# above the limit set in the Council's revised mandate, which was 35 million EUR or 6.5 %").
+# Split at every comma too: a clause then must name what the number belongs to itself.
 _SOURCE_CLAUSE = re.compile(
-    r";|:\s|\s\((?=[^)]{0,200}\))|,?\s(?=(?:whereas|while|but|although|though|however|"
+    r";|,\s|:\s|\s\((?=[^)]{0,200}\))|\s(?=(?:whereas|while|but|although|though|however|"
     r"instead|terwijl|maar|hoewel|echter|daarentegen|in plaats)\b)", re.I)
 # Where a generated sentence joins two claims: "35 million EUR or 6.5 % of turnover".
 _OWN_CLAUSE = {
@@ -155,7 +157,8 @@ _OWN_CLAUSE = {
 _NUMBER_WORDS = {"million", "miljoen", "billion", "miljard", "thousand", "duizend", "procent",
                  "percent", "cent", "januari", "februari", "maart", "april", "mei", "juni",
                  "juli", "augustus", "september", "oktober", "november", "december",
-                 "january", "february", "march", "may", "june", "july", "august", "october"}
+                 "january", "february", "march", "may", "june", "july", "august", "october",
+                 "eur", "euro", "euros", "dollar", "dollars", "usd"}
 
 
 def _numeric(fact: str) -> bool:
