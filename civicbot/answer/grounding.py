@@ -188,7 +188,9 @@ def _detached(sentence: str, passage: str, language: str) -> str:
     for fact in numbers:
         near = next((c for c in own if fact in {digits(n) for n in re.findall(
             r"\d+(?:[ .,]\d{3})*(?:[.,]\d+)?", c)} or fact in c.lower()), "")
-        wanted = _terms(near, language) or whole
+        # A number with nothing of its own clause beside it ("(Staatsblad 2020, 118)") is
+        # attached to nothing in particular: one source sentence holding them all is enough.
+        wanted = _terms(near, language) if near else whole
         if not wanted:
             continue
         attached = False
