@@ -1,10 +1,12 @@
-"""Answer latency: civicbot's whole answer path (retrieval, prompt, generation, grounding
-check) against raw llama-cpp generation of the same prompt, measured in the same run.
+"""Answer latency: civicbot's answer in two steps — the quoted answer (retrieval, refusal
+decision, quoting; no model) and the final answer (the model's checked lead added) — against
+raw llama-cpp generation of the same prompt, measured in the same run.
 
     .venv/bin/python bench/answer.py [--corpus DIR] [--questions N]
 
-Prints time to first token / first visible text and total time for both, and the overhead
-ratio (civicbot total / raw total). The machine is shared: compare ratios, not seconds."""
+Prints per question and as medians: time to the first useful answer (the quoted answer or
+the refusal), time to the final answer, and raw llama-cpp's first token and total time on
+the prompt the model got. The machine is shared: compare ratios, not seconds."""
 
 from __future__ import annotations
 
@@ -37,23 +39,21 @@ def main() -> None:
         pipeline = service.pipeline()
         gen = service.generator
         gen.count_tokens("warm-up")  # loads the model: not part of either figure
-        civic_first, civic_total, raw_first, raw_total = [], [], [], []
+        pipeline.quick("warm-up")  # and the embedders
+        first_useful, final, raw_first, raw_total = [], [], [], []
+        print("first answer   final    raw total  final mode   question")
         for question in QUESTIONS[: args.questions]:
-            first: list[float] = []
-
-            def seen(_text: str, first: list[float] = first) -> None:
-                first.append(time.perf_counter())
-
             gen._model().reset()  # no KV-cache reuse between the two runs: both read the prompt
             started = time.perf_counter()
-            answer = pipeline.ask(question, on_text=seen)
-            civic_total.append(time.perf_counter() - started)
-            # Only checked sentences are shown while streaming; when none is (the answer
-            # is quoted instead), the first visible text is the final answer.
-            civic_first.append(first[0] - started if first else civic_total[-1])
+            quoted = pipeline.quick(question)
+            first_useful.append(time.perf_counter() - started)
+            refined = pipeline.refine(quoted) if pipeline.wants_model(quoted) else None
+            final.append(time.perf_counter() - started)
+            answer = refined or quoted
 
-            # exactly the prompt civicbot gave the model for this question
-            messages, _ = pipeline.prompt(question, answer.language, answer.hits)
+            # exactly the prompt civicbot gives the model for this question
+            messages, _ = pipeline.prompt(quoted.query or question, quoted.language,
+                                          quoted.hits)
             gen._model().reset()
             started = time.perf_counter()
             got_first = None
@@ -61,14 +61,15 @@ def main() -> None:
                 got_first = got_first or time.perf_counter()
             raw_total.append(time.perf_counter() - started)
             raw_first.append((got_first or time.perf_counter()) - started)
-            print(f"{answer.mode:10} {civic_total[-1]:5.1f} s  raw {raw_total[-1]:5.1f} s  "
-                  f"{question[:60]}")
+            print(f"{first_useful[-1]:9.2f} s {final[-1]:7.2f} s {raw_total[-1]:7.2f} s  "
+                  f"{answer.mode:11} {question[:50]}")
     med = statistics.median
-    print(f"\nmodel: {service.model_path().name}; {len(civic_total)} questions; medians:")
+    print(f"\nmodel: {service.model_path().name}; {len(final)} questions; medians:")
     print(f"raw llama-cpp:  first token {med(raw_first):.2f} s, total {med(raw_total):.2f} s")
-    print(f"civicbot:       first visible text {med(civic_first):.2f} s, "
-          f"total {med(civic_total):.2f} s")
-    print(f"overhead ratio (civicbot total / raw total): {med(civic_total) / med(raw_total):.2f}")
+    print(f"civicbot:       first useful answer {med(first_useful):.2f} s, "
+          f"final answer {med(final):.2f} s")
+    print(f"first useful answer / raw first token: {med(first_useful) / med(raw_first):.2f}; "
+          f"final / raw total: {med(final) / med(raw_total):.2f}")
 
 
 if __name__ == "__main__":

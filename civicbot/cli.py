@@ -311,12 +311,27 @@ def _answer_json(answer) -> dict:  # type: ignore[no-untyped-def, type-arg]
 def cmd_ask(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.service import Service
 
-    answer = Service(cfg).ask(args.question)
+    service = Service(cfg)
     if args.json:
-        print(json.dumps(_answer_json(answer), ensure_ascii=False, indent=1))
+        print(json.dumps(_answer_json(service.ask(args.question)), ensure_ascii=False, indent=1))
     else:
-        _print_answer(answer)
+        _answer_in_two_steps(service, args.question, [])
     return 0
+
+
+def _answer_in_two_steps(service, question: str, history: list) -> object:  # type: ignore[no-untyped-def]
+    """Print the quoted answer (or the refusal) at once, then the model's checked lead when
+    it adds one, as the bot does; returns the final answer."""
+    answer = service.quick(question, history)
+    _print_answer(answer)
+    if not service.wants_model(answer):
+        return answer
+    refined = service.refine(answer)
+    if refined is None:
+        return answer
+    lead = refined.text.removesuffix(answer.text).strip()
+    print(f"\n{lead}")
+    return refined
 
 
 def cmd_chat(args: argparse.Namespace, cfg: config_mod.Config) -> int:
@@ -333,19 +348,8 @@ def cmd_chat(args: argparse.Namespace, cfg: config_mod.Config) -> int:
             break
         if not question:
             break
-        shown = ""
-
-        def stream(text: str) -> None:
-            nonlocal shown
-            if text.startswith(shown):
-                print(text[len(shown):], end="", flush=True)
-                shown = text
-
-        answer = service.ask(question, history, on_text=stream)
-        if shown:
-            print("\n")
-        _print_answer(answer)
-        history += [Turn("user", question), Turn("assistant", answer.text)]
+        answer = _answer_in_two_steps(service, question, history)
+        history += [Turn("user", question), Turn("assistant", answer.text)]  # type: ignore[attr-defined]
     return 0
 
 

@@ -1,7 +1,8 @@
 """What an operator watches: Prometheus metrics of the running bot, in one registry of this
 process (served at /metrics by `civicbot.health`).
 
-The bot records its own events (questions, queue, Matrix sync). Other parts call:
+The bot records its own events (questions, first answers, the model's leads and the
+generation queue, Matrix sync). Other parts call:
 
 - `sync_finished(ok, when=None)` when a corpus sync of the configured sources ends (the
   scheduled sync job calls it; `when` is a Unix time, default now). It sets
@@ -48,8 +49,9 @@ ERRORS = Counter("civicbot_errors", "Failures while answering, by kind", ["kind"
 TURNED_AWAY = Counter("civicbot_questions_turned_away",
                       "Questions not queued, by reason (busy: queue full; rate_limited)",
                       ["reason"], registry=REGISTRY)
-QUEUE_LENGTH = Gauge("civicbot_queue_length", "Questions waiting for their answer (not "
-                     "counting the one being answered)", registry=REGISTRY)
+QUEUE_LENGTH = Gauge("civicbot_queue_length", "Answers waiting for the model (their quoted "
+                     "answer already sent; not counting the one being written)",
+                     registry=REGISTRY)
 # Answers on a CPU take seconds to minutes: buckets up to the default time limit and beyond.
 _ANSWER_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300)
 ANSWER_LATENCY = Histogram("civicbot_answer_latency_seconds",
@@ -60,6 +62,16 @@ FIRST_SIGN_OF_LIFE = Histogram("civicbot_first_sign_of_life_seconds",
                                "thread (the placeholder or the place in the queue)",
                                buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60),
                                registry=REGISTRY)
+FIRST_ANSWER = Histogram("civicbot_first_answer_seconds",
+                         "From a question's arrival to its first useful answer in the thread "
+                         "(the checked quoted answer or the refusal)",
+                         buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60), registry=REGISTRY)
+REFINEMENTS = Counter(
+    "civicbot_refinements", "The model's lead for an answer already sent, by outcome: added "
+    "(a checked lead was edited in), nothing (the model added nothing that passed the check), "
+    "not_asked (the quote alone answers, or nothing to refine), skipped_busy (the generation "
+    "queue was full: the quoted answer stayed as it was), error", ["outcome"],
+    registry=REGISTRY)
 DOCUMENTS = Gauge("civicbot_documents", "Documents in the serving index", registry=REGISTRY)
 CHUNKS = Gauge("civicbot_chunks", "Passages in the serving index", registry=REGISTRY)
 INDEX_LOADED = Gauge("civicbot_index_loaded", "1 when the serving index is loaded",
@@ -90,6 +102,9 @@ for _outcome in OUTCOMES:  # every series exists from the start, at 0
     QUESTIONS.labels(_outcome)
 for _reason in ("busy", "rate_limited"):
     TURNED_AWAY.labels(_reason)
+REFINEMENT_OUTCOMES = ("added", "nothing", "not_asked", "skipped_busy", "error")
+for _outcome in REFINEMENT_OUTCOMES:
+    REFINEMENTS.labels(_outcome)
 
 
 class _Liveness:
@@ -117,6 +132,16 @@ def question_finished(mode: str | None, seconds: float) -> None:
 
 def first_sign_of_life(seconds: float) -> None:
     FIRST_SIGN_OF_LIFE.observe(seconds)
+
+
+def first_answer(seconds: float) -> None:
+    """The citizen got the quoted answer or the refusal, `seconds` after asking."""
+    FIRST_ANSWER.observe(seconds)
+
+
+def refinement(outcome: str) -> None:
+    """What became of the model's lead for one answer (one of REFINEMENT_OUTCOMES)."""
+    REFINEMENTS.labels(outcome if outcome in REFINEMENT_OUTCOMES else "error").inc()
 
 
 def turned_away(reason: str) -> None:

@@ -111,6 +111,7 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
     seconds: float = 0.0
     confidence: float = 0.0  # P(the documents answer), or the coverage confidence
+    query: str = ""  # what was searched and quoted for (a follow-up joined with its context)
 
     @property
     def refused(self) -> bool:

@@ -54,3 +54,23 @@ class Answerer(Protocol):
         """Facts for the transparency card: model file, sha256 prefix, embedding model,
         number of documents, last corpus change."""
         ...
+
+
+class TwoStepAnswerer(Answerer, Protocol):
+    """An answerer that answers at once from the documents and lets the model add a lead
+    later (civicbot.service.Service). The bot sends `quick`'s answer first and queues only
+    `refine`."""
+
+    def quick(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+        """The checked quoted answer or the refusal, without the model."""
+        ...
+
+    def wants_model(self, answer: Answer) -> bool:
+        """Whether `refine` would ask the model at all."""
+        ...
+
+    def refine(
+        self, answer: Answer, on_text: Callable[[str], None] | None = None
+    ) -> Answer | None:
+        """`answer` with the model's checked lead, or None when it adds nothing."""
+        ...

@@ -164,7 +164,21 @@ class Service:
 
     def ask(self, question: str, history: Sequence[Turn] = (),
             on_text: Callable[[str], None] | None = None) -> Answer:
+        """`quick`, then `refine`: the whole answer in one call (the CLI, evaluations)."""
         return self.pipeline().ask(question, history, on_text)
+
+    def quick(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+        """The checked quoted answer or the refusal, without the model (well under 1 s)."""
+        return self.pipeline(use_model=False).quick(question, history)
+
+    def wants_model(self, answer: Answer) -> bool:
+        """Whether `refine` would ask the model for `answer` (cheap; no generation)."""
+        return self.pipeline().wants_model(answer)
+
+    def refine(self, answer: Answer,
+               on_text: Callable[[str], None] | None = None) -> Answer | None:
+        """`answer` with the model's checked lead in front, or None (see AnswerPipeline)."""
+        return self.pipeline().refine(answer, on_text)
 
     def documents(self) -> list[DocInfo]:
         return sorted(self.snapshot().docs.values(), key=lambda d: d.name)

@@ -48,6 +48,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "nl": "(de bron is in het Engels)",
         "en": "(the source is in Dutch)",
     },
+    "model_lead": {
+        "nl": "(De eerste zin is geschreven door het taalmodel en gecontroleerd aan de hand "
+              "van de bronnen.)",
+        "en": "(The first sentence was written by the language model and checked against the "
+              "sources.)",
+    },
+    "model_leads": {
+        "nl": "(De eerste zinnen zijn geschreven door het taalmodel en gecontroleerd aan de "
+              "hand van de bronnen.)",
+        "en": "(The first sentences were written by the language model and checked against "
+              "the sources.)",
+    },
     "ocr": {
         "nl": "tekst herkend uit een scan — controleer het origineel",
         "en": "text recognised from a scan — check the original",

@@ -1,5 +1,11 @@
-"""From a question to a checked answer: retrieve, decide whether the documents answer it,
-let the local model write, check every sentence, fall back to quoting. See docs/answering.md."""
+"""From a question to a checked answer in two steps (docs/answering.md):
+
+- `quick`: retrieve, decide whether the documents answer it, and quote them (or refuse) —
+  never the model, so it takes well under a second;
+- `refine`: let the local model write a lead sentence in front of the quoted answer, kept
+  only when the grounding check finds it in the quoted passages.
+
+`ask` is the two in a row."""
 
 from __future__ import annotations
 
@@ -71,10 +77,13 @@ class AnswerSettings:
     # from a refusal among the questions the threshold declines. None: no partial answers.
     refusal_model: RefusalModel | None = None
     refusal_by_model: bool = True
-    min_kept_share: float = 0.5  # of the model's sentences; less than that: quote instead
     prompt_sources: int = 3  # passages the model reads (each cut to the relevant part)
     quote_sources: int = 3  # passages an extractive answer may quote
     source_words: int = 110
+    lead_sentences: int = 1  # the model writes at most this many sentences in front
+    # Kinds of question (extractive.Asked.kind) answered by the quote alone when it holds
+    # that kind of fact: measured on train.jsonl, see docs/answering.md.
+    skip_model_kinds: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -117,18 +126,19 @@ class AnswerPipeline:
         # worked out once per question (it translates the thing counted in "how many X").
         self._asked = functools.lru_cache(maxsize=8)(self._what_is_asked)
 
-    def ask(self, question: str, history: Sequence[Turn] = (),
-            on_text: Callable[[str], None] | None = None) -> Answer:
+    def quick(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+        """The checked quoted answer or the refusal: retrieval and quoting, no model."""
         started = time.perf_counter()
         decision = self.decide(question, history)
         if decision.outcome == "answer":
             # A follow-up is answered as the question it stands for ("and when does that
             # start?" together with what "that" was): for the prompt and for quoting.
-            answer = self._answer(decision.query, decision.language, decision.hits, on_text)
+            answer = self._answer(decision.query, decision.language, decision.hits)
             answer.question = question
         else:
             answer = self.declined(question, decision)
         answer.confidence = decision.confidence
+        answer.query = decision.query
         answer.seconds = time.perf_counter() - started
         return answer
 
@@ -176,6 +186,16 @@ class AnswerPipeline:
                 answer.question = question
                 return answer
         return self._refusal(question, decision.language, decision.hits)
+
+    def ask(self, question: str, history: Sequence[Turn] = (),
+            on_text: Callable[[str], None] | None = None) -> Answer:
+        """`quick`, then `refine` where the model adds a checked lead; `on_text` sees the
+        refined answer while its lead is written (the quoted answer is complete already)."""
+        started = time.perf_counter()
+        answer = self.quick(question, history)
+        answer = self.refine(answer, on_text) or answer
+        answer.seconds = time.perf_counter() - started
+        return answer
 
     def retrieve(self, query: str) -> list[Hit]:
         """The passages an answer is drawn from: the best `top_k`, followed for a question
@@ -265,49 +285,63 @@ class AnswerPipeline:
         return Answer(question, text, "partial", language,
                       [self._citation(1, hit, quotes)], hits)
 
-    def _answer(self, question: str, language: str, hits: list[Hit],
-                on_text: Callable[[str], None] | None) -> Answer:
-        if self.generator is not None:
-            try:
-                generated = self._generate(question, language, hits, on_text)
-            except ModelError as exc:
-                log.warning("the model could not answer (%s); quoting the sources instead", exc)
-                generated = None
-            if generated is not None:
-                draft, _used, read = generated
-                if _MODEL_DECLINES.search(draft) and len(sentences(draft)) <= 2:
-                    return self._refusal(question, language, hits)
-                checked = grounding.check(draft, read, language, question)
-                total = len(checked.sentences)
-                if checked.kept and len(checked.kept) >= self.settings.min_kept_share * total:
-                    answer = self._generated(question, language, hits, checked)
-                    if answer is not None:
-                        return answer
-                log.info("grounding check kept %d of %d sentences; quoting instead",
-                         len(checked.kept), total)
+    def _answer(self, question: str, language: str, hits: list[Hit]) -> Answer:
+        """The answer `quick` gives when the documents answer: their own words, quoted."""
         return self._extractive(question, language, hits)
 
-    def _generated(self, question: str, language: str, hits: list[Hit],
-                   checked: grounding.Grounding) -> Answer | None:
-        """The model's checked sentences, followed by the sources' own words (the quotes an
-        extractive answer would give): a small model's summary is terse, and the quote lets
-        the citizen see the evidence at once. Only sentences that rest on the quoted passages
-        are kept, so the answer cites what it quotes; None when no sentence does."""
-        quotes = self._quotes(question, hits)
-        quoted = {q.source for q in quotes}
-        kept = [s for s in checked.kept if set(s.sources) <= quoted]
-        if not kept:
+    # ---- the model's lead ------------------------------------------------------------------
+
+    def wants_model(self, answer: Answer) -> bool:
+        """Whether `refine` would ask the model at all: only for a quoted answer (never a
+        refusal or a partial one), with a model, and not for the kinds of question where the
+        measurement in docs/answering.md showed the model adds nothing to a quote that
+        already holds the kind of fact asked for."""
+        if self.generator is None or answer.mode != "extractive" or not answer.citations:
+            return False
+        query = answer.query or answer.question
+        what = self._asked(query)
+        if what is None or what.kind not in self.settings.skip_model_kinds:
+            return True
+        return not what.held_by(answer.text)
+
+    def refine(self, answer: Answer,
+               on_text: Callable[[str], None] | None = None) -> Answer | None:
+        """`answer` (a quoted answer from `quick`) with the model's checked lead sentence(s)
+        in front and a line saying which part the model wrote; None when the model is off,
+        is not worth asking (`wants_model`), declines, fails, runs out of time or writes
+        nothing that passes the grounding check. `on_text` gets the whole refined text each
+        time a further lead sentence has passed the check: a sentence once shown stays."""
+        if not self.wants_model(answer):
             return None
-        numbers = sorted(quoted)
-        text = _renumber(grounding.Grounding(kept).text(), numbers)
-        shown = [q for q in quotes if q.text not in text]
-        if shown:
-            text += f"\n\n{say('quote', language)}"
-            for q in shown:
-                text += f"\n“{q.text}” [{numbers.index(q.source) + 1}]"
-        citations = [self._citation(i, hits[n - 1], [q for q in quotes if q.source == n])
-                     for i, n in enumerate(numbers, 1)]
-        return Answer(question, text, "generated", language, citations, hits)
+        started = time.perf_counter()
+        query = answer.query or answer.question
+        quotes = self._quotes(query, answer.hits)
+        numbers = sorted({q.source for q in quotes})
+        if len(numbers) != len(answer.citations):  # not the quotes `quick` gave: leave it
+            return None
+
+        def compose(lead: list[grounding.CheckedSentence]) -> str:
+            return self._with_lead(answer, lead, numbers)
+
+        try:
+            lead = self._generate(query, answer.language, answer.hits, set(numbers),
+                                  None if on_text is None else lambda k: on_text(compose(k)))
+        except ModelError as exc:
+            log.warning("the model could not write a lead (%s); the quotes stand", exc)
+            return None
+        if not lead:
+            return None
+        return Answer(answer.question, compose(lead), "generated", answer.language,
+                      answer.citations, answer.hits, answer.seconds + time.perf_counter()
+                      - started, query)
+
+    def _with_lead(self, answer: Answer, lead: list[grounding.CheckedSentence],
+                   numbers: list[int]) -> str:
+        """The lead (cited like the quotes below it), the line that says the model wrote it,
+        then the quoted answer unchanged."""
+        text = _renumber(grounding.Grounding(lead).text(), numbers)
+        note = say("model_lead" if len(lead) == 1 else "model_leads", answer.language)
+        return f"{text}\n{note}\n\n{answer.text}"
 
     def _quotes(self, question: str, hits: list[Hit]) -> list[Quote]:
         """The sentences an answer quotes. A question after a number, date or duration may
@@ -356,36 +390,64 @@ class AnswerPipeline:
         messages, used = build_messages(question, language, sources, gen.count_tokens, budget)
         return messages, texts[:used]
 
-    def _generate(self, question: str, language: str, hits: list[Hit],
-                  on_text: Callable[[str], None] | None) -> tuple[str, int, list[str]] | None:
+    def _generate(self, question: str, language: str, hits: list[Hit], quoted: set[int],
+                  on_lead: Callable[[list[grounding.CheckedSentence]], None] | None = None,
+                  ) -> list[grounding.CheckedSentence]:
+        """The model's first `lead_sentences` sentences that pass the grounding check and
+        cite only `quoted` passages, in order; writing stops at the first sentence that does
+        not (what follows a dropped sentence may lean on it), when the model declines, or
+        once the lead is complete (no tokens spent on text that would not be shown)."""
         gen = self.generator
         assert gen is not None
         messages, passages = self.prompt(question, language, hits)
-        used = len(passages)
-        if used == 0:
-            return None
+        if not passages:
+            return []
+        want = self.settings.lead_sentences
+        lead: list[grounding.CheckedSentence] = []
         draft = ""
-        shown = 0
+        judged = 0  # sentences of the draft already judged
+
+        def judge(spans: list[str]) -> bool:
+            """Judge newly completed sentences; False to stop writing."""
+            for text in spans:
+                if _MODEL_DECLINES.search(text):
+                    lead.clear()
+                    return False
+                checked = grounding.check(text, passages, language, question).sentences
+                if not checked:  # a bare citation mark or a stray bit: nothing to judge
+                    continue
+                ok = all(c.supported and set(c.sources) <= quoted for c in checked)
+                if not ok:
+                    log.info("lead sentence dropped: %s", "; ".join(
+                        c.why or "cites a passage that is not quoted" for c in checked))
+                    return False
+                lead.extend(checked)
+                if on_lead is not None:
+                    on_lead(list(lead))
+                if len(lead) >= want:
+                    return False
+            return True
+
         stream = gen.stream(messages, max_tokens=self.settings.max_tokens)
         try:
             for piece in stream:
                 draft += piece
-                if on_text is not None:
-                    # Only sentences that pass the check are ever shown while streaming.
-                    done = sentences(draft)[:-1]
-                    if len(done) > shown:
-                        shown = len(done)
-                        checked = grounding.check(" ".join(s.text for s in done), passages,
-                                                  language, question)
-                        if checked.kept:
-                            on_text(checked.text())
+                done = [s.text for s in sentences(draft)[:-1]]  # the last may go on
+                if len(done) > judged:
+                    going = judge(done[judged:])
+                    judged = len(done)
+                    if not going:
+                        return lead[:want]
+            # The reply ended: its last sentence is complete too, unless it was cut off
+            # (the grounding check drops a sentence without its closing stop).
+            judge([s.text for s in sentences(draft)][judged:])
         except GenerationTimeout:
-            log.info("generation reached its time limit; checking what was written")
+            log.info("generation reached its time limit; the lead is what was checked so far")
         finally:
             close = getattr(stream, "close", None)
             if close:
                 close()
-        return draft.strip(), used, passages
+        return lead[:want]
 
     def _citation(self, number: int, hit: Hit, quotes: list[Quote]) -> Citation:
         """A citation of `hit` that shows the first of `quotes` and names the pages the

@@ -1,5 +1,6 @@
 """The Matrix edge: a nio AsyncClient that syncs, decides which messages are questions,
-queues them, streams answers into edited thread replies, and survives restarts.
+answers them at once with the checked quoted answer, queues the model's lead for an edit of
+that answer, and survives restarts.
 
 This is the only module of civicbot that imports nio. Every nio error response is turned
 into a MatrixError here, once (`_call`), after back-off for network errors and
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -71,6 +74,7 @@ BACKOFF_MAX_S = 30.0
 SEND_PATIENCE_S = 600.0  # how long a reply keeps being retried while the server is away
 STALE_AFTER_S = 24 * 3600  # questions older than this when first seen get an apology
 HISTORY_TURNS = 10
+QUICK_WORKERS = 2
 TYPING_MS = 30_000
 # Sends in flight at once. Replies to questions (bounded by the queue and the per-sender
 # limit) may use them all; other replies (commands, warnings) at most 4, so that a flood of
@@ -98,11 +102,13 @@ class Job:
     placeholder: str = ""
     received: float = field(default_factory=time.monotonic)  # for the latency metrics
     signalled: bool = False  # the citizen has seen a first reply
+    quoted: Answer | None = None  # the answer sent at once, waiting for the model's lead
 
 
 @dataclass
 class _Progress:
     text: str = ""
+    sent: str = ""  # the text of the last edit sent
     done: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
@@ -142,10 +148,23 @@ class Bot:
             config=_client_config(cfg.matrix.encryption),
         )
         self._undecryptable = crypto.Undecryptable()
+        # An answerer that can answer in two steps (quotes at once, the model's lead later)
+        # is used so: citizens get the quoted answer at once and only the model waits in the
+        # queue. One that cannot (a plain `ask`) has whole answers queued, as before.
+        self.quotes_first = all(callable(getattr(answerer, name, None))
+                                for name in ("quick", "refine", "wants_model"))
+        # The one place generation is gated: one job at a time, `queue_size` waiting.
         self.scheduler: Scheduler[Job] = Scheduler(
-            self._answer, cfg.bot.queue_size, cfg.bot.rate_limit_per_minute,
-            workers=cfg.answer_workers,
+            self._refine if self.quotes_first else self._answer, cfg.bot.queue_size,
+            cfg.bot.rate_limit_per_minute, workers=cfg.answer_workers,
         )
+        self._quick_running = 0  # quoted answers being worked out
+        self._quick_idle = asyncio.Event()
+        self._quick_idle.set()
+        # Quoted answers are worked out first come, first served, two at a time (one per
+        # core): twenty worked out all at once would share the cores and all finish late;
+        # in turn, half of them are done in half that time.
+        self._quick_pool = ThreadPoolExecutor(QUICK_WORKERS, thread_name_prefix="quick")
         self.counters: Counter[str] = Counter()
         self.ready = asyncio.Event()
         self.user_id = ""
@@ -371,6 +390,7 @@ class Bot:
             except OSError as exc:
                 log.error("state.json could not be written: %s", exc)
         self.state.defer_saves(None)
+        self._quick_pool.shutdown(wait=False, cancel_futures=True)
         await self.client.close()
 
     # -- state.json, written off the event loop ------------------------------------------
@@ -749,17 +769,36 @@ class Bot:
                 return
 
     def _admit(self, job: Job, rate_limited: bool) -> None:
+        if not self.quotes_first:
+            self._admit_whole(job, rate_limited)
+            return
+        # Rate limits per citizen stay; a full generation queue never turns anyone away.
+        wait = self.scheduler.limiter.check(job.sender) if rate_limited else 0.0
+        if wait > 0:
+            log.info("question %s in room %s: rate_limited", job.event_id, job.room_id)
+            self._turn_away(job, "rate_limited", wait)
+            return
+        log.info("question %s in room %s: answering", job.event_id, job.room_id)
+        self._quick_running += 1
+        self._quick_idle.clear()
+        self._spawn(self._answer_now(job), "answering a question")
+
+    def _turn_away(self, job: Job, status: str, retry_after: float = 0.0) -> None:
+        self.counters[status] += 1
+        metrics.turned_away(status)
+        self.state.finish(job.event_id)
+        text = (t("busy", job.language) if status == "busy"
+                else t("rate_limited", job.language, s=max(1, round(retry_after))))
+        self._spawn(self._reply_status(job, text), f"telling a citizen: {status}")
+
+    def _admit_whole(self, job: Job, rate_limited: bool) -> None:
+        """Queue the whole answer (an answerer without `quick`): busy when the queue is full."""
         admission = self.scheduler.offer(job.sender, job, rate_limited=rate_limited)
         metrics.QUEUE_LENGTH.set(len(self.scheduler.queue))
         log.info("question %s in room %s: %s%s", job.event_id, job.room_id, admission.status,
                  f" (place {admission.position})" if admission.position else "")
         if admission.status in ("busy", "rate_limited"):
-            self.counters[admission.status] += 1
-            metrics.turned_away(admission.status)
-            self.state.finish(job.event_id)
-            text = (t("busy", job.language) if admission.status == "busy"
-                    else t("rate_limited", job.language, s=max(1, round(admission.retry_after))))
-            self._spawn(self._reply_status(job, text), f"telling a citizen: {admission.status}")
+            self._turn_away(job, admission.status, admission.retry_after)
             return
         self._spawn(self._typing(job.room_id, True), "typing notice")
         if admission.status == "queued":
@@ -820,6 +859,116 @@ class Bot:
         await self._notice(msg.room_id, thread_root, msg.event_id, rendered, "command")
 
     # -- answering -------------------------------------------------------------------------
+
+    async def _answer_now(self, job: Job) -> None:
+        """The quoted answer (or the refusal), worked out in a thread and sent as soon as it
+        is ready; then the model's lead is queued, when the model can add one."""
+        answer: Answer | None = None
+        try:
+            history = await self._history(job) if job.in_thread else []
+            try:
+                answer = await asyncio.get_running_loop().run_in_executor(
+                    self._quick_pool, self.answerer.quick, job.text, history)
+                rendered = render_answer(answer)
+            except CivicbotError as exc:
+                log.warning("question %s could not be answered: %s", job.event_id, exc)
+                rendered = render_notice(t("error", job.language))
+            except Exception:
+                log.exception("question %s: the answerer failed", job.event_id)
+                rendered = render_notice(t("error", job.language))
+        finally:
+            self._quick_running -= 1
+            if not self._quick_running:
+                self._quick_idle.set()
+        if job.placeholder:  # recovered after a restart: the message is there already
+            await self._edit(job.room_id, job.placeholder, rendered, final=True)
+        else:
+            job.placeholder = await self._notice(job.room_id, job.thread_root, job.event_id,
+                                                 rendered, "answer", mention=job.sender)
+        self._alive(job)
+        metrics.first_answer(time.monotonic() - job.received)
+        # The citizen has an answer: a restart now must not answer again (the lead is lost).
+        self.state.finish(job.event_id, answer_id=job.placeholder, thread_root=job.thread_root)
+        self.counters["answered"] += 1
+        if answer is None:
+            metrics.question_finished(None, time.monotonic() - job.received)
+            return
+        self._room_language[job.room_id] = answer.language
+        if self.cfg.bot.log_questions:
+            self._questions[job.placeholder] = job.text
+        log.info("question %s answered (%s)", job.event_id, answer.mode)
+        try:
+            wanted = await asyncio.to_thread(self.answerer.wants_model, answer)
+        except Exception:  # no lead then; the answer stands
+            log.exception("question %s: deciding on the model's lead failed", job.event_id)
+            wanted = False
+        if not wanted:
+            metrics.refinement("not_asked")
+            metrics.question_finished(answer.mode, time.monotonic() - job.received)
+            return
+        job.quoted = answer
+        admission = self.scheduler.offer(job.sender, job, rate_limited=False)
+        metrics.QUEUE_LENGTH.set(len(self.scheduler.queue))
+        if admission.status == "busy":  # the quoted answer stays as it is
+            self.counters["refinements_skipped"] += 1
+            metrics.refinement("skipped_busy")
+            metrics.question_finished(answer.mode, time.monotonic() - job.received)
+
+    async def _refine(self, job: Job) -> None:
+        """Have the model write its lead for an answer already sent, and edit the lead in
+        (throttled, capped edits); nothing is edited when it adds nothing."""
+        metrics.QUEUE_LENGTH.set(len(self.scheduler.queue))
+        quoted = job.quoted
+        assert quoted is not None
+        # Quoted answers first: a generation started now would slow every one of them.
+        await self._quick_idle.wait()
+        loop = asyncio.get_running_loop()
+        progress = _Progress()
+
+        def render(text: str) -> Rendered:
+            return render_answer(dataclasses.replace(quoted, text=text, mode="generated"))
+
+        def update(text: str) -> None:  # on the event loop
+            if not progress.done:
+                progress.text = text
+                progress.changed.set()
+
+        def on_text(text: str) -> None:  # in the worker thread
+            loop.call_soon_threadsafe(update, text)
+
+        typing = asyncio.create_task(self._keep_typing(job.room_id))
+        editor = asyncio.create_task(self._stream_edits(job, progress, render, final=True))
+        refined: Answer | None = None
+        outcome = "nothing"
+        try:
+            refined = await asyncio.to_thread(self.answerer.refine, quoted, on_text)
+            outcome = "added" if refined is not None else "nothing"
+        except Exception:  # the quoted answer stands; the model is not worth an apology
+            log.exception("question %s: the model's lead failed", job.event_id)
+            outcome = "error"
+        finally:
+            progress.done = True
+            progress.finished.set()
+            progress.changed.set()
+            try:
+                await editor
+            except CivicbotError as exc:
+                log.warning("streaming edits stopped: %s", exc)
+            typing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await typing
+        final = refined.text if refined is not None else quoted.text
+        if progress.sent and progress.sent != final:
+            # What was shown changes (a lead shown, then not kept): a visible edit says so.
+            await self._edit(job.room_id, job.placeholder,
+                             render_answer(refined or quoted), final=True)
+        elif refined is not None and not progress.sent:
+            await self._edit(job.room_id, job.placeholder, render_answer(refined), final=True)
+        metrics.refinement(outcome)
+        metrics.question_finished((refined or quoted).mode, time.monotonic() - job.received)
+        self._spawn(self._typing(job.room_id, False), "typing notice")
+        log.info("question %s: the model's lead %s", job.event_id,
+                 "was added" if refined is not None else "added nothing")
 
     async def _answer(self, job: Job) -> None:
         """Answer one question: placeholder, streamed edits, final edit with sources."""
@@ -890,9 +1039,12 @@ class Bot:
                 log.warning("streaming edits stopped: %s", exc)
         return rendered, answer
 
-    async def _stream_edits(self, job: Job, progress: _Progress) -> None:
-        """Edit the placeholder as text arrives: at most one edit per edit_interval_s and
-        max_edits - 1 in all (the last one is reserved for the final answer)."""
+    async def _stream_edits(self, job: Job, progress: _Progress,
+                            render: Callable[[str], Rendered] | None = None,
+                            final: bool = False) -> None:
+        """Edit the answer message as text arrives: at most one edit per edit_interval_s and
+        max_edits - 1 in all (the last one is reserved for the final answer). `render` makes
+        the message of the text so far (default: the text with a cursor)."""
         edits, sent = 0, ""
         while edits < self.cfg.bot.max_edits - 1:
             await progress.changed.wait()
@@ -901,9 +1053,10 @@ class Bot:
                 return
             text = progress.text
             if text.strip() and text != sent:
-                await self._edit(job.room_id, job.placeholder,
-                                 render_partial(text, job.language), final=False)
+                rendered = render(text) if render else render_partial(text, job.language)
+                await self._edit(job.room_id, job.placeholder, rendered, final=final)
                 sent, edits = text, edits + 1
+                progress.sent = text
                 self.counters["edits"] += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(progress.finished.wait(), self.cfg.bot.edit_interval_s)

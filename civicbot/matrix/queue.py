@@ -2,6 +2,11 @@
 time (or `workers` at once, with inference servers that can write several answers), a
 per-citizen rate limit, and an explicit answer when the queue is full.
 
+The bot answers from the documents at once and queues here only the model's work (its lead
+for an answer already sent): a full queue means the answer stays as quoted, not that the
+citizen is turned away. This is the one place generation is gated; serving several
+generations at once means widening `Scheduler.run` to several workers.
+
 User ids live only in memory here, as dictionary keys; nothing is written to disk.
 """
 

@@ -260,3 +260,75 @@ def test_a_figure_just_over_the_passage_boundary_is_found_in_the_neighbour():
     answer = pipeline.ask("Hoe hoog mogen de dwangsommen van het AI-bureau zijn?")
     assert "5 %" in answer.text
     assert [(c.doc, c.page_start) for c in answer.citations] == [("omnibus.pdf", 82)]
+
+
+# ---- answer at once: quick, then the model's lead --------------------------------------
+
+
+def test_quick_quotes_without_ever_asking_the_model():
+    pipeline = _pipeline("Vanaf 2 augustus 2026 moeten gebruikers een FRIA uitvoeren [1].",
+                         [_hit(FRIA)])
+    answer = pipeline.quick("Wanneer moet een FRIA?")
+    assert answer.mode == "extractive" and answer.citations
+    assert "2 augustus 2026" in answer.text and answer.query == "Wanneer moet een FRIA?"
+    assert pipeline.generator.prompts == []  # type: ignore[union-attr]
+
+
+def test_refine_puts_the_checked_lead_in_front_of_the_unchanged_quotes():
+    reply = ("Vanaf 2 augustus 2026 moeten gebruikers een FRIA uitvoeren [1]. "
+             "Dit geldt ook voor Belgische gemeenten [1].")
+    pipeline = _pipeline(reply, [_hit(FRIA)])
+    quoted = pipeline.quick("Wanneer moet een FRIA?")
+    shown: list[str] = []
+    refined = pipeline.refine(quoted, on_text=shown.append)
+    assert refined is not None and refined.mode == "generated"
+    lead, note, rest = refined.text.split("\n", 2)
+    assert lead == "Vanaf 2 augustus 2026 moeten gebruikers een FRIA uitvoeren [1]."
+    assert note == say("model_lead", "nl")
+    assert rest.strip() == quoted.text  # the quoted answer as the citizen first saw it
+    assert refined.citations == quoted.citations
+    assert shown == [refined.text]  # one checked sentence, shown once, never withdrawn
+    assert "Belgische" not in refined.text  # the lead is one sentence: no more is written
+
+
+def test_refine_adds_nothing_for_a_broken_lead_a_refusal_or_no_model():
+    hits = [_hit(FRIA)]
+    cut_off = _pipeline("Vanaf 2 augustus 2026 moeten gebruikers een", hits)
+    assert cut_off.refine(cut_off.quick("Wanneer moet een FRIA?")) is None
+    declines = _pipeline("De bronnen bevatten geen informatie hierover.", hits)
+    assert declines.refine(declines.quick("Wanneer moet een FRIA?")) is None
+    refused = _pipeline("Vanaf 2 augustus 2026 moeten gebruikers een FRIA uitvoeren [1].",
+                        hits, coverage=0.1)
+    answer = refused.quick("Wat kost een paspoort?")
+    assert answer.refused and refused.refine(answer) is None
+    assert refused.generator.prompts == []  # type: ignore[union-attr]
+    no_model = _pipeline(None, hits)
+    assert no_model.refine(no_model.quick("Wanneer moet een FRIA?")) is None
+
+
+def test_ask_is_quick_then_refine():
+    reply = "Vanaf 2 augustus 2026 moeten gebruikers een FRIA uitvoeren [1]."
+    answer = _pipeline(reply, [_hit(FRIA)]).ask("Wanneer moet een FRIA?")
+    quoted = _pipeline(None, [_hit(FRIA)]).quick("Wanneer moet een FRIA?")
+    assert answer.mode == "generated" and answer.text.endswith(quoted.text)
+
+
+def test_the_model_is_skipped_for_kinds_the_quote_answers_alone():
+    pipeline = _pipeline("Vanaf 2 augustus 2026 moeten gebruikers een FRIA uitvoeren [1].",
+                         [_hit(FRIA)])
+    pipeline.settings.skip_model_kinds = frozenset({"date"})
+    dated = pipeline.quick("Vanaf welke datum geldt de FRIA?")
+    assert dated.mode == "extractive" and not pipeline.wants_model(dated)
+    assert pipeline.refine(dated) is None and pipeline.generator.prompts == []  # type: ignore[union-attr]
+    assert pipeline.wants_model(pipeline.quick("Wat moet een gebruiker doen voor een FRIA?"))
+
+
+def test_the_cli_prints_the_quotes_first_then_the_lead(capsys):
+    from civicbot.cli import _answer_in_two_steps
+
+    reply = "Vanaf 2 augustus 2026 moeten gebruikers een FRIA uitvoeren [1]."
+    final = _answer_in_two_steps(_pipeline(reply, [_hit(FRIA)]), "Wanneer moet een FRIA?", [])
+    out = capsys.readouterr().out
+    assert final.mode == "generated"  # type: ignore[attr-defined]
+    assert out.index("“Vanaf 2 augustus 2026") < out.index(reply) < out.index(
+        say("model_lead", "nl"))
