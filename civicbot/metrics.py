@@ -37,8 +37,9 @@ PlatformCollector(registry=REGISTRY)
 
 QUESTIONS = Counter(
     "civicbot_questions", "Questions that got a final reply, by outcome: generated (the model's "
-    "checked answer), extractive (quoted from the documents), refused (the documents do not "
-    "answer it), error (something failed; the citizen got an apology)",
+    "checked answer), extractive (quoted from the documents), partial (the documents cover the "
+    "topic but not the detail asked: declined, with a quote of what they do say), refused (the "
+    "documents do not answer it), error (something failed; the citizen got an apology)",
     ["outcome"], registry=REGISTRY)
 EXTRACTIVE_FALLBACKS = Counter(
     "civicbot_extractive_fallbacks", "Answers quoted from the documents instead of generated "
@@ -97,7 +98,7 @@ SERVER_ERRORS = Counter("civicbot_llm_server_errors", "Requests an inference ser
                         "(unreachable, timed out, broke off, error status)", ["server"],
                         registry=REGISTRY)
 
-OUTCOMES = ("generated", "extractive", "refused", "error")
+OUTCOMES = ("generated", "extractive", "partial", "refused", "error")
 for _outcome in OUTCOMES:  # every series exists from the start, at 0
     QUESTIONS.labels(_outcome)
 for _reason in ("busy", "rate_limited"):

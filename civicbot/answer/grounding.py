@@ -103,12 +103,20 @@ MIN_JOINED = 5  # letters of a run-together or garbled word worth looking for
 GARBLED_SIMILARITY = 0.8  # difflib ratio: a source word with a few letters changed
 
 
+def _runs_in(body: str) -> bool:
+    """A line break before a capital, a digit or a bullet starts a line of its own (a heading
+    run into the sentence, a list item); one before a lower-case word is only where the PDF's
+    line ended, as in a sentence copied from the page with its line breaks."""
+    return any(m.group(1).isupper() or m.group(1).isdigit() or m.group(1) in "-•*–·▪"
+               for m in re.finditer(r"\n\s*(\S)", body))
+
+
 def _whole(body: str, language: str) -> str:
     """Why `body` is not a whole sentence, or "" when it is."""
     tokens = re.findall(r"[^\W_]+", body.lower())
     if not _ENDS.search(body.rstrip()):
         return "cut off (no closing stop)"
-    if "\n" in body.strip():  # a heading or a list item run into the sentence
+    if _runs_in(body.strip()):  # a heading or a list item run into the sentence
         return "joins two lines"
     if sum(not t.isdigit() for t in tokens) < MIN_WORDS:
         return "a fragment (too short)"
