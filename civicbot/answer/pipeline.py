@@ -158,7 +158,8 @@ class AnswerPipeline:
             if model is None:
                 return Decision(question, query, language, hits, confidence, "refused", None)
             found = self.evidence(query, hits)
-            covered = found.missing and model.topic_probability(found.values) >= model.threshold
+            covered = (found.missing and self._topic_covered(query, hits, found)
+                       and model.topic_probability(found.values) >= model.threshold)
             return Decision(question, query, language, hits, confidence,
                             "partial" if covered else "refused", found)
         found = self.evidence(query, hits)
@@ -175,6 +176,17 @@ class AnswerPipeline:
         else:
             outcome = "refused"
         return Decision(question, query, language, hits, confidence, outcome, found)
+
+    def _topic_covered(self, query: str, hits: list[Hit], found: Evidence) -> bool:
+        """Whether the passages cover the question once the specific asks they lack (a
+        year, a name) are left out, by the same coverage and threshold that decide on an
+        answer: "Tozo loans in 2047" is about Tozo loans, a parking permit in Amersfoort is
+        not about anything the documents say."""
+        topic = query
+        for detail in (*found.missing_numbers, *found.missing_names):
+            topic = re.sub(re.escape(detail), " ", topic, flags=re.I)
+        best = max((self.coverage(topic, h) for h in hits[:3]), default=0.0)
+        return best >= self.settings.refusal_threshold
 
     def declined(self, question: str, decision: Decision) -> Answer:
         """The answer for a question the documents do not answer: a partial answer that says
