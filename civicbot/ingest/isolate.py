@@ -49,7 +49,12 @@ class WorkerLimit(Exception):
 def _serve(conn: Connection, cpu_s: int, memory_bytes: int) -> None:
     """The worker's loop: (function, args) in, ("ok", result) or an error description out."""
     import resource
+    import signal
 
+    # Ctrl-C reaches the whole process group: the parent decides when the worker ends (it is
+    # a daemon, stopped with the parent), so the worker must not die with a traceback on
+    # stderr in the middle of the parent's own (JSON) log.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     while True:
