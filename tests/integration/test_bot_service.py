@@ -25,6 +25,7 @@ from scripted_model import FABRICATED, MARKERS, QUESTION, Model, true_sentences
 
 from civicbot.answer.messages import say
 from civicbot.errors import GenerationTimeout
+from civicbot.matrix.events import KIND
 from civicbot.matrix.texts import t
 from civicbot.service import Service
 
@@ -216,5 +217,32 @@ def test_metrics_count_the_real_index_and_the_questions_answered(setup):
             assert count(after, "refused", "partial") == 1
             error = ("civicbot_questions_total", (("outcome", "error"),))
             assert after.get(error, 0) == before.get(error, 0)
+
+    run(scenario(), timeout=300)
+
+
+def test_a_citizen_over_the_question_limit_is_told_to_wait_with_quotes_first(
+        homeserver, bot_account, small_workspace, embedder, tmp_path):
+    """The quoted answer never waits in the queue, but the per-citizen limit on questions
+    still holds: the question over `rate_limit_per_minute` gets the wait notice, no answer."""
+    ws_cfg = small_workspace.load()
+    cfg = bot_config(homeserver, bot_account, tmp_path / "bot", rate_limit_per_minute=2)
+    cfg = cfg.replace("index", path=str(ws_cfg.resolve(ws_cfg.index.path)))
+    service = Service(cfg, embedder=embedder)
+    service.generator = SlowModel("", pause_s=0)  # the model adds nothing
+
+    async def scenario():
+        async with running_bot(cfg, service) as bot, citizen(homeserver) as c:
+            room = await direct_room(c, bot)
+            for _ in range(2):
+                _, _, final = await c.ask(room, QUESTION, bot.user_id, timeout=120)
+                assert "kamervragen_tozo.pdf" in final["body"]
+            qid = await c.send(room, QUESTION)
+            status = await c.wait_reply(room, qid, bot.user_id, kind="status", timeout=60)
+            wait_text = t("rate_limited", "nl", s=1).split("1")[0]
+            assert status["content"]["body"].startswith(wait_text), status["content"]["body"]
+            assert bot.counters["rate_limited"] == 1
+            assert not [e for e in c.replies_to(room, qid, bot.user_id)
+                        if e["content"].get(KIND) == "answer"]
 
     run(scenario(), timeout=300)
