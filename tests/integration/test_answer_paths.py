@@ -37,12 +37,15 @@ def _no_fabrication(text: str) -> None:
         assert marker not in text, f"a made-up fact reached the citizen: {marker!r} in {text!r}"
 
 
-def test_the_model_saying_the_sources_do_not_answer_is_an_honest_refusal(service):
+def test_the_model_saying_the_sources_do_not_answer_adds_nothing_to_the_quotes(service):
+    """Whether the documents answer is decided by retrieval and the checked quotes, not by
+    the tiny model: a model that declines adds no lead, and its words are never shown."""
     model = Model("De bronnen bevatten geen informatie over deze vraag.")
     answer = _with_model(service, model).ask(QUESTION)
     assert model.calls == 1
-    assert answer.refused and answer.mode == "refused" and answer.citations == []
-    assert answer.text.startswith(say("refused", "nl"))
+    assert answer.mode == "extractive" and not answer.refused and answer.citations
+    assert answer.text.startswith(say("extractive", "nl"))
+    assert "geen informatie" not in answer.text and say("model_lead", "nl") not in answer.text
 
 
 def test_a_model_that_fails_is_replaced_by_quoting_the_sources(service, shared):
