@@ -779,6 +779,9 @@ class Bot:
             self._turn_away(job, "rate_limited", wait)
             return
         log.info("question %s in room %s: answering", job.event_id, job.room_id)
+        # The sign that the bot heard the question: at once, whatever is before it in turn
+        # (twenty questions at once wait up to a few seconds for their quoted answers).
+        self._spawn(self._typing(job.room_id, True), "typing notice")
         self._quick_running += 1
         self._quick_idle.clear()
         self._spawn(self._answer_now(job), "answering a question")
@@ -891,6 +894,7 @@ class Bot:
         self.state.finish(job.event_id, answer_id=job.placeholder, thread_root=job.thread_root)
         self.counters["answered"] += 1
         if answer is None:
+            self._spawn(self._typing(job.room_id, False), "typing notice")
             metrics.question_finished(None, time.monotonic() - job.received)
             return
         self._room_language[job.room_id] = answer.language
@@ -903,6 +907,7 @@ class Bot:
             log.exception("question %s: deciding on the model's lead failed", job.event_id)
             wanted = False
         if not wanted:
+            self._spawn(self._typing(job.room_id, False), "typing notice")
             metrics.refinement("not_asked")
             metrics.question_finished(answer.mode, time.monotonic() - job.received)
             return
@@ -910,6 +915,7 @@ class Bot:
         admission = self.scheduler.offer(job.sender, job, rate_limited=False)
         metrics.QUEUE_LENGTH.set(len(self.scheduler.queue))
         if admission.status == "busy":  # the quoted answer stays as it is
+            self._spawn(self._typing(job.room_id, False), "typing notice")
             self.counters["refinements_skipped"] += 1
             metrics.refinement("skipped_busy")
             metrics.question_finished(answer.mode, time.monotonic() - job.received)
