@@ -167,6 +167,9 @@ class ServerPool:
                     raise ModelError(_DIVERGED.format(host=member.client.host))
                 metrics.server_answered(member.client.host, self._clock() - started)
                 return
+            except GeneratorExit:  # the reader has what it needs (a complete lead)
+                metrics.server_answered(member.client.host, self._clock() - started)
+                raise
             except ServerFailed as exc:
                 self._failed(member, exc)
                 tried.add(member)
