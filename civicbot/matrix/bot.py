@@ -953,13 +953,7 @@ class Bot:
             log.exception("question %s: the model's lead failed", job.event_id)
             outcome = "error"
         finally:
-            progress.done = True
-            progress.finished.set()
-            progress.changed.set()
-            try:
-                await editor
-            except CivicbotError as exc:
-                log.warning("streaming edits stopped: %s", exc)
+            await _close_edits(progress, editor)
             typing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await typing
@@ -1034,15 +1028,7 @@ class Bot:
             log.exception("question %s: the answerer failed", job.event_id)
             rendered = render_notice(t("error", job.language))
         finally:
-            # Let the editor finish the edit it may be sending, so that no partial edit can
-            # land after the final one.
-            progress.done = True
-            progress.finished.set()
-            progress.changed.set()
-            try:
-                await editor
-            except CivicbotError as exc:
-                log.warning("streaming edits stopped: %s", exc)
+            await _close_edits(progress, editor)
         return rendered, answer
 
     async def _stream_edits(self, job: Job, progress: _Progress,
@@ -1168,6 +1154,18 @@ class Bot:
                 continue
             log.info("answering journalled question %s after a restart", job.event_id)
             self._admit(job, rate_limited=False)
+
+
+async def _close_edits(progress: _Progress, editor: asyncio.Task[None]) -> None:
+    """End a streamed answer: let the editor finish the edit it may be sending, so that no
+    partial edit can land after the final one."""
+    progress.done = True
+    progress.finished.set()
+    progress.changed.set()
+    try:
+        await editor
+    except CivicbotError as exc:
+        log.warning("streaming edits stopped: %s", exc)
 
 
 async def serve(cfg: Config, answerer: Answerer) -> None:
