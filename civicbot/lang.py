@@ -19,6 +19,8 @@ _ASKED = {
 
 def fold(text: str) -> str:
     """Lower case without accents: "financiële" and "financiele" are one word."""
+    if text.isascii():  # most text: nothing to strip, and stripping is char by char
+        return text.lower()
     text = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 

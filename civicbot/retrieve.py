@@ -12,6 +12,7 @@ little: answers often straddle a passage boundary, and the neighbour carries the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -234,6 +235,25 @@ class Retriever:
                     out.append(Hit(chunk, titles.get(chunk.doc, chunk.doc), hit.score))
         return out
 
+    def prepare(self, queries: Sequence[str]) -> None:
+        """Embed the queries of a burst of questions (and the words their translation looks
+        up) in one batch per model, ahead of their searches (civicbot/index/memo.py)."""
+        queries = [q for q in dict.fromkeys(queries) if q.strip()]
+        if not queries:
+            return
+        if self.dense_weight > 0:
+            remember = getattr(self.embedder, "remember", None)
+            if remember is not None:
+                remember(queries)
+        if self.crosslingual and self.snapshot.crosslingual is not None:
+            use = self.use or shared_use()
+            remember = getattr(use, "remember", None)
+            if remember is not None:
+                words = list(dict.fromkeys(w for q in queries for w in surface_words(q)))
+                remember(queries)
+                for language in self.snapshot.crosslingual.vocabulary:
+                    self.snapshot.crosslingual.translate_words(words, language, use.embed)
+
     def translations(self, query: str) -> dict[str, str]:
         """The question translated into each other language of the corpus: the glossary's
         terms as the glossary gives them, the other words word by word through the
@@ -250,8 +270,8 @@ class Retriever:
                 continue
             known, rest = self.glossary.translate(query, question_language, language)
             words = list(dict.fromkeys(surface_words(rest)))
-            translated = (index.translate((self.use or shared_use()).embed(words), language)
-                          if words else [])
+            translated = index.translate_words(words, language,
+                                               (self.use or shared_use()).embed)
             if known or translated:
                 out[language] = " ".join(known + translated)
         if len(self._translations) > 16:

@@ -167,6 +167,16 @@ class Service:
         """`quick`, then `refine`: the whole answer in one call (the CLI, evaluations)."""
         return self.pipeline().ask(question, history, on_text)
 
+    def prepare(self, questions: Sequence[tuple[str, Sequence[Turn]]]) -> None:
+        """Embed a burst of questions (each with its thread history) in one batch, so that
+        their `quick` answers, asked next, skip the embedding models (measured in
+        bench/load.py; civicbot/index/memo.py). Only a speed-up: `quick` is right without it."""
+        from civicbot.answer.pipeline import retrieval_query
+
+        retriever = Retriever.from_config(self.snapshot(), self.embedder, self.cfg.retrieval,
+                                          self.glossary)
+        retriever.prepare([retrieval_query(q, h) for q, h in questions])
+
     def quick(self, question: str, history: Sequence[Turn] = ()) -> Answer:
         """The checked quoted answer or the refusal, without the model (well under 1 s)."""
         return self.pipeline(use_model=False).quick(question, history)

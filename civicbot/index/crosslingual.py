@@ -18,13 +18,14 @@ import functools
 import json
 import re
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from civicbot.errors import IndexError_, ModelError
+from civicbot.index.memo import VectorMemo
 from civicbot.lang import LANGUAGES, fold
 from civicbot.model import Chunk
 from civicbot.protocols import Embedder
@@ -35,6 +36,7 @@ WINDOW_WORDS, WINDOW_STRIDE = 30, 15
 WINDOWING = f"w{WINDOW_WORDS}s{WINDOW_STRIDE}"
 MIN_WORD_COUNT = 2  # a vocabulary word occurs at least this often in its language's passages
 MIN_COSINE = 0.70  # below this the nearest other-language word is rarely a translation
+TRANSLATIONS_KEPT = 50_000  # words whose translation is remembered, per language
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -57,6 +59,7 @@ class UseEmbedder:
         self._model = None
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
+        self._memo = VectorMemo()
 
     def _load(self):  # type: ignore[no-untyped-def]
         with self._load_lock:
@@ -78,12 +81,20 @@ class UseEmbedder:
         """Unit-length float32 vectors, one row per text."""
         if not texts:
             return np.zeros((0, self.dimension), np.float32)
+        remembered = self._memo.get(texts)
+        if remembered is not None:
+            return remembered
         model = self._load()
         parts = []
         for start in range(0, len(texts), self._SLICE):
             with self._encode_lock:
                 parts.append(model.encode(list(texts[start:start + self._SLICE])))
         return np.asarray(np.concatenate(parts), dtype=np.float32)
+
+    def remember(self, texts: Sequence[str]) -> None:
+        """Embed `texts` in one batch now; `embed` then answers them from memory
+        (civicbot/index/memo.py)."""
+        self._memo.remember(texts, self.embed)
 
 
 @functools.cache
@@ -160,6 +171,9 @@ class CrossLingualIndex:
     window_owner: np.ndarray  # (windows,) passage number of each window, non-decreasing
     vocabulary: dict[str, list[str]]
     vocabulary_vectors: dict[str, np.ndarray]
+    # Per language, each word translated so far (`translate_words`); not part of the index.
+    _translations: dict[str, dict[str, str | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         owner = self.window_owner
@@ -190,6 +204,28 @@ class CrossLingualIndex:
         """Words of `language`'s vocabulary nearest to the given (query word) vectors."""
         return translate(word_vectors, self.vocabulary.get(language, []),
                          self.vocabulary_vectors.get(language, np.zeros((0, 1), np.float32)))
+
+    def translate_words(self, words: Sequence[str], language: str,
+                        embed: Callable[[list[str]], np.ndarray]) -> list[str]:
+        """`translate` for words, remembering each word's translation: questions share most
+        of their words, and comparing a word with the whole vocabulary costs more than the
+        rest of a quoted answer (a burst of questions is translated in one product)."""
+        known = self._translations.setdefault(language, {})
+        if len(known) > TRANSLATIONS_KEPT:
+            known.clear()
+        missing = [w for w in dict.fromkeys(words) if w not in known]
+        if missing:
+            vocabulary = self.vocabulary.get(language, [])
+            vectors = self.vocabulary_vectors.get(language)
+            nearest: list[str | None] = [None] * len(missing)
+            if vocabulary and vectors is not None:
+                sims = embed(missing) @ vectors.T
+                best = sims.argmax(axis=1).tolist()
+                nearest = [vocabulary[j] if sims[i, j] >= MIN_COSINE else None
+                           for i, j in enumerate(best)]
+            known.update(zip(missing, nearest, strict=True))
+        found = [known.get(w) for w in words]
+        return [w for w in found if w is not None]
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

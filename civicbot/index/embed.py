@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from civicbot.errors import ModelError
+from civicbot.index.memo import VectorMemo
 
 DEFAULT_EMBEDDING = "packaged:all-MiniLM-L6-v2"
 
@@ -21,6 +22,7 @@ class SentenceTransformerEmbedder:
         self._batch_size = batch_size
         self._model = None
         self._lock = threading.Lock()
+        self._memo = VectorMemo()
 
     def _location(self) -> str:
         if self.name == DEFAULT_EMBEDDING:
@@ -57,6 +59,9 @@ class SentenceTransformerEmbedder:
         return int(getter())
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        remembered = self._memo.get(texts)
+        if remembered is not None:
+            return remembered
         model = self._load()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -65,3 +70,8 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False, convert_to_numpy=True,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def remember(self, texts: Sequence[str]) -> None:
+        """Embed `texts` in one batch now; `embed` then answers them from memory
+        (civicbot/index/memo.py)."""
+        self._memo.remember(texts, self.embed)

@@ -45,6 +45,7 @@ from civicbot import health, metrics
 from civicbot.config import Config
 from civicbot.errors import CivicbotError, GenerationTimeout, MatrixError
 from civicbot.matrix import commands, crypto, editing, events, feedback
+from civicbot.matrix.burst import Burst
 from civicbot.matrix.queue import ReplyGate, Scheduler, SendGate
 from civicbot.matrix.render import (
     Rendered,
@@ -165,6 +166,15 @@ class Bot:
         # core): twenty worked out all at once would share the cores and all finish late;
         # in turn, half of them are done in half that time.
         self._quick_pool = ThreadPoolExecutor(QUICK_WORKERS, thread_name_prefix="quick")
+        # Questions of one sync batch are embedded in one call (matrix/burst.py).
+        prepare = getattr(answerer, "prepare", None)
+        self._burst: Burst[tuple[str, list[Turn]]] | None = None
+        if callable(prepare):
+            async def prepare_all(items: list[tuple[str, list[Turn]]]) -> None:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._quick_pool, prepare, items)
+
+            self._burst = Burst(prepare_all)
         self.counters: Counter[str] = Counter()
         self.ready = asyncio.Event()
         self.user_id = ""
@@ -870,6 +880,8 @@ class Bot:
         try:
             history = await self._history(job) if job.in_thread else []
             try:
+                if self._burst is not None:
+                    await self._burst.join((job.text, history))
                 answer = await asyncio.get_running_loop().run_in_executor(
                     self._quick_pool, self.answerer.quick, job.text, history)
                 rendered = render_answer(answer)
