@@ -144,4 +144,3 @@ def test_follow_up_uses_the_conversation(service):
     answer = service.ask("En vanaf welke datum moet dat?", history)
     assert not answer.refused
     assert "2 augustus 2026" in answer.text
-
