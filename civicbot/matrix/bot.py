@@ -159,7 +159,7 @@ class Bot:
             self._refine if self.quotes_first else self._answer, cfg.bot.queue_size,
             cfg.bot.rate_limit_per_minute, workers=cfg.answer_workers,
         )
-        self._quick_running = 0  # quoted answers being worked out
+        self._quick_running = 0  # quoted answers being worked out or sent
         self._quick_idle = asyncio.Event()
         self._quick_idle.set()
         # Quoted answers are worked out first come, first served, two at a time (one per
@@ -891,15 +891,17 @@ class Bot:
             except Exception:
                 log.exception("question %s: the answerer failed", job.event_id)
                 rendered = render_notice(t("error", job.language))
+            if job.placeholder:  # recovered after a restart: the message is there already
+                await self._edit(job.room_id, job.placeholder, rendered, final=True)
+            else:
+                job.placeholder = await self._notice(job.room_id, job.thread_root,
+                                                     job.event_id, rendered, "answer",
+                                                     mention=job.sender)
         finally:
+            # Until it is sent: the homeserver needs the cores too (bench/load.py).
             self._quick_running -= 1
             if not self._quick_running:
                 self._quick_idle.set()
-        if job.placeholder:  # recovered after a restart: the message is there already
-            await self._edit(job.room_id, job.placeholder, rendered, final=True)
-        else:
-            job.placeholder = await self._notice(job.room_id, job.thread_root, job.event_id,
-                                                 rendered, "answer", mention=job.sender)
         self._alive(job)
         metrics.first_answer(time.monotonic() - job.received)
         # The citizen has an answer: a restart now must not answer again (the lead is lost).
