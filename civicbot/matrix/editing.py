@@ -4,7 +4,8 @@ scheduled sync's notices go to the editors' room (docs/editors.md).
 
 The decisions (is this a file, may this user edit, is this upload acceptable) are pure
 functions; `Editing` is the thin part that downloads, runs the corpus change in a worker
-thread (citizens keep being answered meanwhile) and replies through the bot.
+thread (citizens keep being answered meanwhile) and replies, all through the `Link` it is
+given (it never sees the bot).
 
 Uploads are stored in the first corpus folder, under their sanitised name, only once they
 have been ingested: a rejected upload never touches the folder. Replaced and removed files
@@ -26,11 +27,14 @@ from civicbot.corpus import IngestReport
 from civicbot.errors import CivicbotError, MatrixError
 from civicbot.ingest import SUFFIXES
 from civicbot.matrix import commands, events
+from civicbot.matrix.link import Link
 from civicbot.matrix.render import Rendered, render_notice
+from civicbot.matrix.state import BotState
+from civicbot.matrix.texts import DEFAULT_LANGUAGE
 from civicbot.sources import safe_file_name
 
-if TYPE_CHECKING:  # the bot imports this module; this module only calls back into it
-    from civicbot.matrix.bot import Bot
+if TYPE_CHECKING:
+    from civicbot.config import Config
     from civicbot.sync import Syncer
 
 log = logging.getLogger(__name__)
@@ -258,14 +262,18 @@ def report_text(report: IngestReport, language: str) -> str:
 class Editing:
     """The editor features of one bot."""
 
-    def __init__(self, bot: Bot, curator: Curator, syncer: Syncer | None = None):
-        self.bot = bot
-        self.cfg = bot.cfg
+    def __init__(self, link: Link, cfg: Config, state: BotState, data_dir: Path,
+                 room_language: dict[str, str], curator: Curator,
+                 syncer: Syncer | None = None):
+        self.link = link
+        self.cfg = cfg
+        self.state = state
+        self.room_language = room_language  # shared with routing and answering
         self.curator = curator
         self.syncer = syncer
         self.editors_room = ""  # the room id, once an alias is resolved
         self.max_bytes = self.cfg.corpus.max_file_mb * 1_000_000
-        self.staging = bot.data_dir / "uploads"
+        self.staging = data_dir / "uploads"
         self.schedule: Any = None
 
     # -- lifecycle --
@@ -275,10 +283,7 @@ class Editing:
         room = self.cfg.editors.room
         if room.startswith("#"):
             try:
-                resp = await self.bot._call(f"resolving {room}",
-                                            lambda: self.bot.client.room_resolve_alias(room),
-                                            patience=30)
-                self.editors_room = str(resp.room_id)
+                self.editors_room = await self.link.resolve_alias(room)
             except MatrixError as exc:
                 log.warning("editors' room %s cannot be resolved: %s", room, exc)
         else:
@@ -297,9 +302,9 @@ class Editing:
     async def notify_editors(self, text: str) -> None:
         """A notice in the editors' room (logged when there is none)."""
         log.warning("sync: %s", text)
-        if self.editors_room and self.editors_room in self.bot.client.rooms:
+        if self.editors_room and self.link.room(self.editors_room) is not None:
             content = {"msgtype": "m.notice", "body": text, events.KIND: KIND}
-            await self.bot._send(self.editors_room, content, "telling the editors")
+            await self.link.send(self.editors_room, content, "telling the editors")
 
     # -- who may do what --
 
@@ -311,19 +316,15 @@ class Editing:
         they cannot be read, nobody is an editor by power level (fail closed)."""
         if user_id in self.cfg.editors.users:
             return True
-        room = self.bot.client.rooms.get(self.editors_room) if self.editors_room else None
+        room = self.link.room(self.editors_room) if self.editors_room else None
         if room is None or user_id not in room.users:
             return False
         try:
-            resp = await self.bot._call(
-                "reading the editors' power levels",
-                lambda: self.bot.client.room_get_state_event(self.editors_room,
-                                                             "m.room.power_levels"),
-                patience=30)
+            levels = await self.link.state(self.editors_room, "m.room.power_levels",
+                                           "reading the editors' power levels")
         except MatrixError as exc:
             log.warning("the editors' room power levels cannot be read: %s", exc)
             return False
-        levels = resp.content if isinstance(resp.content, dict) else {}
         users = levels.get("users") if isinstance(levels.get("users"), dict) else {}
         level = users.get(user_id, levels.get("users_default", 0))
         return isinstance(level, int) and level >= self.cfg.editors.power_level
@@ -331,18 +332,29 @@ class Editing:
     def is_editing_room(self, room_id: str) -> bool:
         """Where a plain file upload is taken as a document: the editors' room or a direct
         chat with the bot (files shared among citizens elsewhere are left alone)."""
-        room = self.bot.client.rooms.get(room_id)
-        return room_id == self.editors_room or (room is not None and room.member_count <= 2)
+        return room_id == self.editors_room or self.link.is_direct(room_id)
 
     # -- events --
+
+    def handles(self, command: commands.Command) -> bool:
+        """An editors' command (the rest are citizens')."""
+        return command.name in COMMANDS
+
+    def upload_of(self, room_id: str, source: dict[str, Any]) -> FileRef | None:
+        """The file of an upload this bot has not handled yet, where editors upload."""
+        ref = file_of(room_id, source)
+        if (ref is None or ref.sender == self.link.user_id or self.state.seen(ref.event_id)
+                or not self.is_editing_room(room_id)):
+            return None
+        return ref
 
     def on_event(self, room_id: str, source: dict[str, Any]) -> None:
         """An event that is not a text message: handle it if it is a file upload."""
         ref = file_of(room_id, source)
-        if ref is None or ref.sender == self.bot.user_id or self.bot.state.seen(ref.event_id):
+        if ref is None or ref.sender == self.link.user_id or self.state.seen(ref.event_id):
             return
-        self.bot.state.mark_done(ref.event_id)
-        self.bot._spawn(self.on_file(room_id, ref), "handling an upload")
+        self.state.mark_done(ref.event_id)
+        self.link.spawn(self.on_file(room_id, ref), "handling an upload")
 
     def addressed(self, msg: events.Incoming) -> bool:
         """Commands in the editors' room need no mention."""
@@ -382,7 +394,7 @@ class Editing:
             elif command.name == "remove":
                 await reply(await self._remove(command.args.strip(), msg.sender, lang))
             elif command.name == "docs":
-                await self.bot._notice(msg.room_id, thread_root, msg.event_id,
+                await self.link.notice(msg.room_id, thread_root, msg.event_id,
                                        docs_text(self.curator.corpus.documents().values(),
                                                  lang), KIND)
             elif command.name == "history":
@@ -426,7 +438,7 @@ class Editing:
                 raise UploadRefused("too_large", name=name, mb=ref.size / 1e6,
                                     limit=self.max_bytes // 1_000_000)
             try:
-                data = await self.download(ref.url, ref.encryption)
+                data = await self.link.download(ref.url, ref.encryption)
             except MatrixError as exc:
                 raise UploadRefused("download", error=str(exc)) from exc
             check_content(name, data, self.max_bytes)
@@ -455,21 +467,6 @@ class Editing:
             await reply(say("failed", language, error="an internal error; see the log"))
             return
         await reply(report_text(report, language))
-
-    async def download(self, mxc: str, encryption: dict[str, Any] | None = None) -> bytes:
-        """The bytes of an uploaded file (authenticated media). Encrypted attachments are
-        decrypted with the `file` object of the event (key, iv, sha256 hash)."""
-        resp = await self.bot._call("downloading a file",
-                                    lambda: self.bot.client.download(mxc=mxc), patience=60)
-        body = getattr(resp, "body", None)
-        if not isinstance(body, bytes):
-            raise MatrixError("the homeserver sent no file")
-        if encryption is None:
-            return body
-        from civicbot.matrix import crypto
-
-        # an AttachmentError (a MatrixError) also for a wrong hash (nio's EncryptionError)
-        return crypto.decrypt_file(body, encryption)
 
     def _store(self, name: str, data: bytes, replace: bool, by: str) -> IngestReport:
         """Ingest an upload from a staging folder; the curator puts it in a corpus folder
@@ -507,33 +504,18 @@ class Editing:
 
     async def _file_event(self, room_id: str, event_id: str) -> FileRef | None:
         try:
-            resp = await self.bot._call("reading the file event",
-                                        lambda: self.bot.client.room_get_event(room_id, event_id),
-                                        patience=30)
+            source = await self.link.event(room_id, event_id, "reading the file event")
         except MatrixError:
             return None
-        return file_of(room_id, resp.event.source)
+        return file_of(room_id, source)
 
     def _language(self, room_id: str) -> str:
-        from civicbot.matrix.texts import DEFAULT_LANGUAGE
-
-        return self.bot._room_language.get(room_id, DEFAULT_LANGUAGE)
+        return self.room_language.get(room_id, DEFAULT_LANGUAGE)
 
     async def _reply(self, room_id: str, thread_root: str, reply_to: str, text: str,
                      final: bool = True) -> None:
-        await self.bot._notice(room_id, thread_root, reply_to, render_notice(text), KIND,
+        await self.link.notice(room_id, thread_root, reply_to, render_notice(text), KIND,
                                final=final)
-
-
-def for_bot(bot: Bot) -> Editing | None:
-    """Editing for a bot whose answerer is the service (it owns the corpus); None for an
-    answerer that cannot change documents (e.g. the test harness's)."""
-    if getattr(type(bot.answerer), "curator", None) is None:
-        return None
-    from civicbot.sync import Syncer
-
-    curator = bot.answerer.curator  # type: ignore[attr-defined]
-    return Editing(bot, curator, Syncer(curator, bot.cfg))
 
 
 def docs_text(docs: Any, language: str) -> Rendered:
