@@ -33,9 +33,9 @@ from civicbot.matrix.render import (
     render_partial,
 )
 from civicbot.matrix.state import BotState
-from civicbot.matrix.texts import DEFAULT_LANGUAGE, guess_language, t
 from civicbot.model import Answer, Turn
 from civicbot.protocols import Answerer
+from civicbot.texts import language_of, t
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ class Answering:
                 log.warning("journalled question %s cannot be read: %s", pending.event_id, exc)
             names = self.link.names(pending.room_id)
             text = events.strip_mention(msg.body, self.link.user_id, names) if msg else ""
-            language = guess_language(text) if text else DEFAULT_LANGUAGE
+            language = language_of(text)
             job = Job(pending.event_id, pending.room_id, pending.thread_root,
                       msg.sender if msg else "", text, language,
                       in_thread=bool(msg and msg.thread_root), placeholder=pending.placeholder)

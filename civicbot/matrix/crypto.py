@@ -33,7 +33,7 @@ from nio.crypto import decrypt_attachment
 from nio.exceptions import EncryptionError, LocalProtocolError
 
 from civicbot.errors import MatrixError
-from civicbot.matrix.texts import t
+from civicbot.texts import t
 from civicbot.web import open_authorized
 
 log = logging.getLogger(__name__)

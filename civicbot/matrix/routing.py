@@ -21,8 +21,8 @@ from civicbot.matrix.link import Link
 from civicbot.matrix.queue import ReplyGate
 from civicbot.matrix.render import render_notice
 from civicbot.matrix.state import BotState
-from civicbot.matrix.texts import DEFAULT_LANGUAGE, guess_language, t
 from civicbot.protocols import Answerer
+from civicbot.texts import DEFAULT_LANGUAGE, language_of, t
 
 if TYPE_CHECKING:
     from civicbot.matrix.editing import Editing
@@ -80,7 +80,7 @@ class Routing:
         if not self.addressed(msg, names):
             return
         text = events.strip_mention(msg.body, user_id, names)
-        language = guess_language(text, self.room_language.get(room_id, DEFAULT_LANGUAGE))
+        language = language_of(text, self.room_language.get(room_id, DEFAULT_LANGUAGE))
         thread_root = msg.thread_root or msg.event_id
         if not self.may_reply(msg.sender, msg.event_id, room_id, thread_root, language):
             return
@@ -97,7 +97,8 @@ class Routing:
                             "answering a command")
             return
         if not text:
-            self._short_reply(msg, thread_root, t("empty", language), "answering a bare mention")
+            self._short_reply(msg, thread_root, t("bare_mention", language),
+                              "answering a bare mention")
             return
         if msg.timestamp_ms and time.time() - msg.timestamp_ms / 1000 > STALE_AFTER_S:
             log.info("question %s in room %s is too old to answer", msg.event_id, room_id)

@@ -18,7 +18,7 @@ from civicbot.config import LoggingConfig
 from civicbot.logs import setup as setup_logging
 from civicbot.matrix import crypto
 from civicbot.matrix.events import KIND
-from civicbot.matrix.texts import t
+from civicbot.texts import t
 
 nio = pytest.importorskip("nio")
 

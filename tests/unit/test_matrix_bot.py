@@ -19,7 +19,7 @@ from civicbot import config as config_mod  # noqa: E402
 from civicbot.matrix.bot import Bot, Job  # noqa: E402
 from civicbot.matrix.events import KIND  # noqa: E402
 from civicbot.matrix.state import BotState  # noqa: E402
-from civicbot.matrix.texts import t  # noqa: E402
+from civicbot.texts import t  # noqa: E402
 
 BOT = "@civicbot:example.org"
 ALICE = "@alice:example.org"
@@ -140,7 +140,7 @@ def test_a_bare_mention_and_a_stale_question_get_their_short_replies(tmp_path):
 
     asyncio.run(main())
     bodies = [c["body"] for c in sent]
-    assert bodies == [t("empty", "nl"), t("stale", "en")]
+    assert bodies == [t("bare_mention", "nl"), t("stale", "en")]
     assert bot.state.seen("$m") and bot.state.seen("$old") and not bot.state.pending
 
 

@@ -13,11 +13,12 @@ pytest.importorskip("nio")
 
 from civicbot import config as config_mod  # noqa: E402
 from civicbot.matrix.answering import Answering, Job  # noqa: E402
-from civicbot.matrix.editing import Editing, say  # noqa: E402
+from civicbot.matrix.editing import Editing  # noqa: E402
 from civicbot.matrix.events import KIND  # noqa: E402
 from civicbot.matrix.routing import Routing  # noqa: E402
 from civicbot.matrix.state import BotState  # noqa: E402
 from civicbot.model import Answer, Citation  # noqa: E402
+from civicbot.texts import t  # noqa: E402
 from tests.fakes import FakeLink, FakeRoom  # noqa: E402
 
 BOT = "@bot:example.org"
@@ -138,5 +139,5 @@ def test_editing_refuses_a_non_editor_and_changes_nothing(tmp_path):
     assert msg is not None and command is not None and editing.handles(command)
 
     asyncio.run(editing.on_command(msg, source, "$rm", command, "en"))
-    assert [c["body"] for _, c in link.sent] == [say("not_editor", "en")]
+    assert [c["body"] for _, c in link.sent] == [t("not_editor", "en")]
     assert link.sent[0][1][KIND] == "editor"
