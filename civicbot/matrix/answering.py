@@ -22,16 +22,10 @@ import aiohttp
 from civicbot import metrics
 from civicbot.config import Config
 from civicbot.errors import CivicbotError, GenerationTimeout, MatrixError
-from civicbot.matrix import commands, events
+from civicbot.matrix import events
 from civicbot.matrix.link import Link
 from civicbot.matrix.queue import Scheduler
-from civicbot.matrix.render import (
-    Rendered,
-    answer_text_from_body,
-    render_answer,
-    render_notice,
-    render_partial,
-)
+from civicbot.matrix.render import Rendered, render_answer, render_notice, render_partial
 from civicbot.matrix.state import BotState
 from civicbot.model import Answer, Turn
 from civicbot.protocols import Answerer
@@ -351,7 +345,9 @@ class Answering:
             log.warning("question %s: reading the thread failed (%s); answering without it",
                         job.event_id, exc)
             return []
-        return thread_turns(sources, job, self.link.user_id, self.link.names(job.room_id))
+        turns = events.thread_turns(sources, job.event_id, job.room_id, self.link.user_id,
+                                    self.link.names(job.room_id))
+        return turns[-HISTORY_TURNS:]
 
     # -- after a restart -------------------------------------------------------------------
 
@@ -385,30 +381,6 @@ class Answering:
                 continue
             log.info("answering journalled question %s after a restart", job.event_id)
             self.admit(job, rate_limited=False)
-
-
-def thread_turns(sources: list[dict[str, object]], job: Job, user_id: str,
-                 names: list[str]) -> list[Turn]:
-    """The conversation before `job` in its thread (sources oldest first): the citizens'
-    messages that are not commands, and the bot's final answers."""
-    turns: list[Turn] = []
-    for src in sources:
-        if src.get("event_id") == job.event_id:
-            break
-        if src.get("type") != "m.room.message":
-            continue
-        if src.get("sender") == user_id:
-            content = events.current_content(src)  # type: ignore[arg-type]
-            if content.get(events.KIND) == "answer" and content.get(events.FINAL):
-                turns.append(Turn("assistant", answer_text_from_body(str(content["body"]))))
-            continue
-        msg = events.parse_message(job.room_id, src, user_id)  # type: ignore[arg-type]
-        if msg is None:
-            continue
-        text = events.strip_mention(msg.body, user_id, names)
-        if text and commands.parse_command(text) is None:
-            turns.append(Turn("user", text))
-    return turns[-HISTORY_TURNS:]
 
 
 def _apology(job: Job, exc: Exception) -> Rendered:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections import Counter
@@ -255,7 +256,7 @@ class Bot:
         rest of the batch (and the sync token after it) carries on."""
         for room_id, info in resp.rooms.invite.items():
             self._isolated(room_id, "", "an invitation",
-                           lambda r=room_id, i=info: self.rooms.on_invite(r, i))
+                           functools.partial(self.rooms.on_invite, room_id, info))
         for room_id, info in resp.rooms.join.items():
             if info.timeline.limited and catch_up and room_id in self.rooms.known:
                 log.warning("room %s: more messages arrived while away than one sync shows; "
@@ -264,7 +265,7 @@ class Bot:
                 for event in info.timeline.events:
                     await self._one_event(room_id, event)
             self._isolated(room_id, "", "checking who is left in the room",
-                           lambda r=room_id: self.rooms.leave_if_alone(r))
+                           functools.partial(self.rooms.leave_if_alone, room_id))
         self.rooms.synced()
         if catch_up:  # room keys that came late: read the messages that waited for them
             for room_id, source in self._undecryptable.retry(self.client):

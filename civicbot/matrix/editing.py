@@ -209,8 +209,9 @@ class Editing:
         except MatrixError as exc:
             log.warning("the editors' room power levels cannot be read: %s", exc)
             return False
-        users = levels.get("users") if isinstance(levels.get("users"), dict) else {}
-        level = users.get(user_id, levels.get("users_default", 0))
+        users = levels.get("users")
+        level = (users if isinstance(users, dict) else {}).get(
+            user_id, levels.get("users_default", 0))
         return isinstance(level, int) and level >= self.cfg.editors.power_level
 
     def is_editing_room(self, room_id: str) -> bool:

@@ -141,3 +141,27 @@ def test_editing_refuses_a_non_editor_and_changes_nothing(tmp_path):
     asyncio.run(editing.on_command(msg, source, "$rm", command, "en"))
     assert [c["body"] for _, c in link.sent] == [t("not_editor", "en")]
     assert link.sent[0][1][KIND] == "editor"
+
+
+def test_answering_reads_the_thread_before_the_question_through_the_link(tmp_path):
+    from civicbot.matrix.events import FINAL
+
+    link, answering, _ = make_users(tmp_path, TwoSteps())
+    thread = {"m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}}
+    root = text_event("$root", "How much is a parking permit?")
+    answer = {"type": "m.room.message", "event_id": "$a", "sender": BOT,
+              "origin_server_ts": 1, "content": {"msgtype": "m.notice", KIND: "answer",
+                                                 FINAL: True, "body": "50 euro a year.",
+                                                 **thread}}
+    command = {**text_event("$c", "!help"), "origin_server_ts": 2}
+    command["content"] = {**command["content"], **thread}
+    question = {**text_event("$q", "And for a second car?"), "origin_server_ts": 3}
+    question["content"] = {**question["content"], **thread}
+    for event in (root, answer, command, question):
+        link.events["!dm", event["event_id"]] = event
+    job = Job("$q", "!dm", "$root", ALICE, "And for a second car?", "en", in_thread=True)
+
+    turns = asyncio.run(answering._history(job))
+    answering.close()
+    assert [(turn.role, turn.text) for turn in turns] == [
+        ("user", "How much is a parking permit?"), ("assistant", "50 euro a year.")]
