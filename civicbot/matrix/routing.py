@@ -114,9 +114,7 @@ class Routing:
         """A message the bot answers: in a direct chat, a room where it answers everything,
         a thread it answers in, with a mention, or an editors' command."""
         return (
-            self.link.is_direct(msg.room_id)
-            or msg.room_id in self.cfg.matrix.answer_all_rooms
-            or (msg.thread_root is not None and msg.thread_root in self.state.threads)
+            self.needs_answer(msg.room_id, msg.thread_root)
             or events.is_mentioned(msg, self.link.user_id, names)
             or (self.editing is not None and self.editing.addressed(msg))
         )
