@@ -122,7 +122,7 @@ class FakeLink:
         task.add_done_callback(self.tasks.discard)
 
     async def settle(self) -> None:
-        """Wait until every background task is done (test helper)."""
+        """Wait until every background task is done."""
         while self.tasks:
             await asyncio.gather(*list(self.tasks))
 
