@@ -118,7 +118,7 @@ def outcome_of(c: Citizen, bot_id: str) -> Outcome:
     """Read the citizen's room: the bot's thread replies to the question and their edits."""
     from civicbot.answer.messages import say
     from civicbot.matrix.events import FINAL, KIND
-    from civicbot.matrix.texts import t
+    from civicbot.texts import t
 
     busy_texts = {t("busy", lang) for lang in ("nl", "en")}
     failure_texts = {t(key, lang) for key in ("error", "timeout") for lang in ("nl", "en")}

@@ -14,6 +14,7 @@ from pathlib import Path
 from civicbot import __version__
 from civicbot import config as config_mod
 from civicbot.errors import CivicbotError, ConfigError
+from civicbot.texts import page_label, t
 
 log = logging.getLogger("civicbot")
 
@@ -227,8 +228,7 @@ def cmd_search(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         } for h in hits], ensure_ascii=False, indent=1))
         return 0
     for rank, h in enumerate(hits, 1):
-        pages = (f"p. {h.chunk.page_start}" if h.chunk.page_start == h.chunk.page_end
-                 else f"pp. {h.chunk.page_start}–{h.chunk.page_end}")
+        pages = page_label(h.chunk.page_start, h.chunk.page_end)
         snippet = " ".join(h.chunk.text.split())[:300]
         print(f"{rank}. {h.chunk.doc} ({pages}) score {h.score:.2f}\n   {snippet}\n")
     if not hits:
@@ -287,17 +287,14 @@ def _print_figures(result: dict) -> None:  # type: ignore[type-arg]
 
 
 def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
-    from civicbot.answer.messages import say
-
     print(answer.text)
     if answer.citations:
         print()
         for c in answer.citations:
-            pages = (f"p. {c.page_start}" if c.page_start == c.page_end
-                     else f"pp. {c.page_start}-{c.page_end}")
+            pages = page_label(c.page_start, c.page_end)
             print(f"[{c.number}] {c.title} — {c.doc}, {pages} ({c.link})\n    “{c.quote}”")
             if c.ocr:
-                print(f"    ({say('ocr', answer.language)})")
+                print(f"    ({t('ocr', answer.language)})")
 
 
 def _answer_json(answer) -> dict:  # type: ignore[no-untyped-def, type-arg]

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nio import AsyncClient, DownloadError, ErrorResponse, MegolmEvent
+from nio import AsyncClient, ErrorResponse, MegolmEvent
 from nio.crypto import decrypt_attachment
 from nio.exceptions import EncryptionError, LocalProtocolError
 
 from civicbot.errors import MatrixError
-from civicbot.matrix.texts import t
+from civicbot.texts import t
 from civicbot.web import open_authorized
 
 log = logging.getLogger(__name__)
@@ -220,37 +220,6 @@ def _raise_for(resp: Any, what: str) -> None:
 
 
 # -- files ------------------------------------------------------------------------------
-
-
-async def download_file(
-    client: AsyncClient, source_event: dict[str, Any], max_bytes: int | None = None
-) -> bytes:
-    """The bytes of the file in an m.file/m.image/... message, plain (`url`) or end-to-end
-    encrypted (`file`: downloaded, checked against its sha256 and decrypted). Raises
-    AttachmentError with a sentence for the uploader."""
-    content = source_event.get("content") or {}
-    name = str(content.get("filename") or content.get("body") or "the file")
-    size = (content.get("info") or {}).get("size")
-    if max_bytes is not None and isinstance(size, int) and size > max_bytes:
-        raise AttachmentError(f"{name}: too large ({size // 1_000_000} MB; at most "
-                              f"{max_bytes // 1_000_000} MB)")
-    encrypted = content.get("file")
-    url = encrypted.get("url") if isinstance(encrypted, dict) else content.get("url")
-    if not isinstance(url, str) or not url.startswith("mxc://"):
-        raise AttachmentError(f"{name}: the message carries no file to download")
-    resp = await client.download(mxc=url)
-    if isinstance(resp, DownloadError):
-        raise AttachmentError(f"{name}: could not be downloaded ({resp.status_code or ''} "
-                              f"{resp.message}); please upload it again")
-    body = resp.body if isinstance(resp.body, bytes) else Path(resp.body).read_bytes()
-    if max_bytes is not None and len(body) > max_bytes:
-        raise AttachmentError(f"{name}: too large (at most {max_bytes // 1_000_000} MB)")
-    if not isinstance(encrypted, dict):
-        return body
-    try:
-        return decrypt_file(body, encrypted)
-    except AttachmentError as exc:
-        raise AttachmentError(f"{name}: {exc}; please upload it again") from exc
 
 
 def decrypt_file(data: bytes, encrypted: dict[str, Any]) -> bytes:

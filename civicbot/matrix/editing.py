@@ -4,7 +4,8 @@ scheduled sync's notices go to the editors' room (docs/editors.md).
 
 The decisions (is this a file, may this user edit, is this upload acceptable) are pure
 functions; `Editing` is the thin part that downloads, runs the corpus change in a worker
-thread (citizens keep being answered meanwhile) and replies through the bot.
+thread (citizens keep being answered meanwhile) and replies, all through the `Link` it is
+given (it never sees the bot).
 
 Uploads are stored in the first corpus folder, under their sanitised name, only once they
 have been ingested: a rejected upload never touches the folder. Replaced and removed files
@@ -26,11 +27,14 @@ from civicbot.corpus import IngestReport
 from civicbot.errors import CivicbotError, MatrixError
 from civicbot.ingest import SUFFIXES
 from civicbot.matrix import commands, events
+from civicbot.matrix.link import Link
 from civicbot.matrix.render import Rendered, render_notice
+from civicbot.matrix.state import BotState
 from civicbot.sources import safe_file_name
+from civicbot.texts import DEFAULT_LANGUAGE, TEXTS, t
 
-if TYPE_CHECKING:  # the bot imports this module; this module only calls back into it
-    from civicbot.matrix.bot import Bot
+if TYPE_CHECKING:
+    from civicbot.config import Config
     from civicbot.sync import Syncer
 
 log = logging.getLogger(__name__)
@@ -40,124 +44,8 @@ HISTORY_SHOWN = 20
 _REJECTIONS = frozenset({"bad_name", "type", "too_large", "content"})
 KIND = "editor"
 
-_TEXTS: dict[str, dict[str, str]] = {
-    "not_editor": {
-        "en": "Only editors may change the documents. Ask an administrator to add you to "
-              "the editors if you should be one.",
-        "nl": "Alleen redacteuren mogen de documenten wijzigen. Vraag een beheerder om u als "
-              "redacteur toe te voegen als dat de bedoeling is.",
-    },
-    "no_file": {
-        "en": "Send this command as a reply to the file it is about.",
-        "nl": "Stuur deze opdracht als antwoord op het bestand waar het om gaat.",
-    },
-    "bad_name": {
-        "en": "The file name {name!r} cannot be used. Rename the file and send it again.",
-        "nl": "De bestandsnaam {name!r} is niet bruikbaar. Geef het bestand een andere naam "
-              "en stuur het opnieuw.",
-    },
-    "type": {
-        "en": "{name}: files of this type cannot be added. Send a PDF, text (.txt), "
-              "Markdown (.md) or HTML file.",
-        "nl": "{name}: dit soort bestand kan niet worden toegevoegd. Stuur een PDF-, tekst- "
-              "(.txt), Markdown- (.md) of HTML-bestand.",
-    },
-    "too_large": {
-        "en": "{name} is {mb:.1f} MB; the limit is {limit} MB. Send a smaller file.",
-        "nl": "{name} is {mb:.1f} MB; de grens is {limit} MB. Stuur een kleiner bestand.",
-    },
-    "content": {
-        "en": "{name} is not what its name says: {what}. Nothing was changed.",
-        "nl": "{name} is niet wat de naam zegt: {what}. Er is niets gewijzigd.",
-    },
-    "exists": {
-        "en": "A document named {name} is already there. To replace it, reply to the file "
-              "with: !replace {name}",
-        "nl": "Er is al een document met de naam {name}. Om het te vervangen, antwoord op het "
-              "bestand met: !replace {name}",
-    },
-    "unknown_doc": {
-        "en": "There is no document named {name}. !docs lists them.",
-        "nl": "Er is geen document met de naam {name}. !docs toont ze.",
-    },
-    "from_source": {
-        "en": "{name} comes from the configured source {source}; it is updated from there. "
-              "To change it, change the source or take it out of [[sources]] in the "
-              "configuration.",
-        "nl": "{name} komt uit de ingestelde bron {source} en wordt daar vandaan bijgewerkt. "
-              "Wijzig de bron, of haal hem uit [[sources]] in de configuratie.",
-    },
-    "not_stored": {
-        "en": "The file could not be stored ({error}). Nothing was changed. Ask the "
-              "administrator to check the disk.",
-        "nl": "Het bestand kon niet worden opgeslagen ({error}). Er is niets gewijzigd. "
-              "Vraag de beheerder de schijf na te kijken.",
-    },
-    "other_type": {
-        "en": "{name} can only be replaced by a file of the same type ({suffix}).",
-        "nl": "{name} kan alleen worden vervangen door een bestand van hetzelfde soort "
-              "({suffix}).",
-    },
-    "download": {
-        "en": "The file could not be downloaded from the homeserver ({error}). Send it again.",
-        "nl": "Het bestand kon niet van de server worden gehaald ({error}). Stuur het opnieuw.",
-    },
-    "reading": {
-        "en": "Reading {name}…",
-        "nl": "Bezig met {name}…",
-    },
-    "added": {"en": "Added", "nl": "Toegevoegd"},
-    "replaced": {"en": "Replaced", "nl": "Vervangen"},
-    "unchanged": {"en": "Unchanged (the same file is already there)",
-                  "nl": "Ongewijzigd (hetzelfde bestand staat er al)"},
-    "report": {
-        "en": "{status}: {name}\nTitle: {title}\nPages: {pages}, passages: {chunks}, "
-              "language: {language}",
-        "nl": "{status}: {name}\nTitel: {title}\nPagina's: {pages}, passages: {chunks}, "
-              "taal: {language}",
-    },
-    "left_out": {
-        "en": "Left out: pages {pages} ({why})",
-        "nl": "Weggelaten: pagina's {pages} ({why})",
-    },
-    "rejected": {
-        "en": "{name} was not added ({reason}): {message}\nNothing was changed.",
-        "nl": "{name} is niet toegevoegd ({reason}): {message}\nEr is niets gewijzigd.",
-    },
-    "removed": {
-        "en": "Removed: {name}. It is no longer used in answers.",
-        "nl": "Verwijderd: {name}. Het wordt niet meer gebruikt in antwoorden.",
-    },
-    "no_name": {
-        "en": "Say which document: !remove NAME (!docs lists the names).",
-        "nl": "Zeg welk document: !remove NAAM (!docs toont de namen).",
-    },
-    "no_docs": {"en": "There are no documents yet.", "nl": "Er zijn nog geen documenten."},
-    "no_history": {"en": "No changes have been recorded yet.",
-                   "nl": "Er zijn nog geen wijzigingen vastgelegd."},
-    "reindexed": {
-        "en": "Checked the corpus folders and sources: {changes}.",
-        "nl": "Mappen en bronnen nagelopen: {changes}.",
-    },
-    "no_changes": {"en": "nothing changed", "nl": "niets gewijzigd"},
-    "failed": {
-        "en": "That did not work: {error}",
-        "nl": "Dat lukte niet: {error}",
-    },
-}
-
-_WHY = {"no-text": ("no text layer, scanned?", "geen tekstlaag, gescand?"),
-        "garbled": ("garbled text", "onleesbare tekst")}
-
-
 def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
-
-
-def say(key: str, language: str, /, **values: Any) -> str:
-    table = _TEXTS[key]
-    text = table.get(language) or table["en"]
-    return text.format(**values) if values else text
 
 
 # ---- pure decisions ------------------------------------------------------------------------
@@ -238,17 +126,17 @@ def check_content(name: str, data: bytes, max_bytes: int) -> None:
 def report_text(report: IngestReport, language: str) -> str:
     """An ingestion report for an editor."""
     if report.status == "rejected":
-        return say("rejected", language, name=report.name, reason=report.reason,
+        return t("rejected", language, name=report.name, reason=report.reason,
                    message=report.message)
-    text = say("report", language, status=say(report.status, language), name=report.name,
+    text = t("report", language, status=t(report.status, language), name=report.name,
                title=report.title or report.name, pages=report.pages, chunks=report.chunks,
                language=report.language)
     by_reason: dict[str, list[str]] = {}
     for issue in report.skipped:
         by_reason.setdefault(issue.reason, []).append(str(issue.number))
     for reason, pages in by_reason.items():
-        why = _WHY.get(reason, (reason, reason))[language == "nl"]
-        text += "\n" + say("left_out", language, pages=", ".join(pages), why=why)
+        why = t(f"why_{reason}", language) if f"why_{reason}" in TEXTS else reason
+        text += "\n" + t("left_out", language, pages=", ".join(pages), why=why)
     return text
 
 
@@ -258,14 +146,18 @@ def report_text(report: IngestReport, language: str) -> str:
 class Editing:
     """The editor features of one bot."""
 
-    def __init__(self, bot: Bot, curator: Curator, syncer: Syncer | None = None):
-        self.bot = bot
-        self.cfg = bot.cfg
+    def __init__(self, link: Link, cfg: Config, state: BotState, data_dir: Path,
+                 room_language: dict[str, str], curator: Curator,
+                 syncer: Syncer | None = None):
+        self.link = link
+        self.cfg = cfg
+        self.state = state
+        self.room_language = room_language  # shared with routing and answering
         self.curator = curator
         self.syncer = syncer
         self.editors_room = ""  # the room id, once an alias is resolved
         self.max_bytes = self.cfg.corpus.max_file_mb * 1_000_000
-        self.staging = bot.data_dir / "uploads"
+        self.staging = data_dir / "uploads"
         self.schedule: Any = None
 
     # -- lifecycle --
@@ -275,10 +167,7 @@ class Editing:
         room = self.cfg.editors.room
         if room.startswith("#"):
             try:
-                resp = await self.bot._call(f"resolving {room}",
-                                            lambda: self.bot.client.room_resolve_alias(room),
-                                            patience=30)
-                self.editors_room = str(resp.room_id)
+                self.editors_room = await self.link.resolve_alias(room)
             except MatrixError as exc:
                 log.warning("editors' room %s cannot be resolved: %s", room, exc)
         else:
@@ -297,9 +186,9 @@ class Editing:
     async def notify_editors(self, text: str) -> None:
         """A notice in the editors' room (logged when there is none)."""
         log.warning("sync: %s", text)
-        if self.editors_room and self.editors_room in self.bot.client.rooms:
+        if self.editors_room and self.link.room(self.editors_room) is not None:
             content = {"msgtype": "m.notice", "body": text, events.KIND: KIND}
-            await self.bot._send(self.editors_room, content, "telling the editors")
+            await self.link.send(self.editors_room, content, "telling the editors")
 
     # -- who may do what --
 
@@ -311,38 +200,46 @@ class Editing:
         they cannot be read, nobody is an editor by power level (fail closed)."""
         if user_id in self.cfg.editors.users:
             return True
-        room = self.bot.client.rooms.get(self.editors_room) if self.editors_room else None
+        room = self.link.room(self.editors_room) if self.editors_room else None
         if room is None or user_id not in room.users:
             return False
         try:
-            resp = await self.bot._call(
-                "reading the editors' power levels",
-                lambda: self.bot.client.room_get_state_event(self.editors_room,
-                                                             "m.room.power_levels"),
-                patience=30)
+            levels = await self.link.state(self.editors_room, "m.room.power_levels",
+                                           "reading the editors' power levels")
         except MatrixError as exc:
             log.warning("the editors' room power levels cannot be read: %s", exc)
             return False
-        levels = resp.content if isinstance(resp.content, dict) else {}
-        users = levels.get("users") if isinstance(levels.get("users"), dict) else {}
-        level = users.get(user_id, levels.get("users_default", 0))
+        users = levels.get("users")
+        level = (users if isinstance(users, dict) else {}).get(
+            user_id, levels.get("users_default", 0))
         return isinstance(level, int) and level >= self.cfg.editors.power_level
 
     def is_editing_room(self, room_id: str) -> bool:
         """Where a plain file upload is taken as a document: the editors' room or a direct
         chat with the bot (files shared among citizens elsewhere are left alone)."""
-        room = self.bot.client.rooms.get(room_id)
-        return room_id == self.editors_room or (room is not None and room.member_count <= 2)
+        return room_id == self.editors_room or self.link.is_direct(room_id)
 
     # -- events --
+
+    def handles(self, command: commands.Command) -> bool:
+        """An editors' command (the rest are citizens')."""
+        return command.name in COMMANDS
+
+    def upload_of(self, room_id: str, source: dict[str, Any]) -> FileRef | None:
+        """The file of an upload this bot has not handled yet, where editors upload."""
+        ref = file_of(room_id, source)
+        if (ref is None or ref.sender == self.link.user_id or self.state.seen(ref.event_id)
+                or not self.is_editing_room(room_id)):
+            return None
+        return ref
 
     def on_event(self, room_id: str, source: dict[str, Any]) -> None:
         """An event that is not a text message: handle it if it is a file upload."""
         ref = file_of(room_id, source)
-        if ref is None or ref.sender == self.bot.user_id or self.bot.state.seen(ref.event_id):
+        if ref is None or ref.sender == self.link.user_id or self.state.seen(ref.event_id):
             return
-        self.bot.state.mark_done(ref.event_id)
-        self.bot._spawn(self.on_file(room_id, ref), "handling an upload")
+        self.state.mark_done(ref.event_id)
+        self.link.spawn(self.on_file(room_id, ref), "handling an upload")
 
     def addressed(self, msg: events.Incoming) -> bool:
         """Commands in the editors' room need no mention."""
@@ -364,25 +261,25 @@ class Editing:
             msg.room_id, thread_root, msg.event_id, text, final)
         if not await self.is_editor(msg.sender):
             log.info("editor command %s refused: not an editor", command.name)
-            await reply(say("not_editor", lang))
+            await reply(t("not_editor", lang))
             return
         try:
             if command.name in ("add", "replace"):
                 target = reply_target(source)
                 ref = await self._file_event(msg.room_id, target) if target else None
                 if ref is None:
-                    await reply(say("no_file", lang))
+                    await reply(t("no_file", lang))
                     return
                 replace = command.args.strip() if command.name == "replace" else None
                 if command.name == "replace" and not replace:
-                    await reply(say("no_name", lang).replace("!remove", "!replace"))
+                    await reply(t("no_name", lang).replace("!remove", "!replace"))
                     return
                 await self._upload(ref, lang, replace, thread_root, msg.event_id,
                                    by=msg.sender)
             elif command.name == "remove":
                 await reply(await self._remove(command.args.strip(), msg.sender, lang))
             elif command.name == "docs":
-                await self.bot._notice(msg.room_id, thread_root, msg.event_id,
+                await self.link.notice(msg.room_id, thread_root, msg.event_id,
                                        docs_text(self.curator.corpus.documents().values(),
                                                  lang), KIND)
             elif command.name == "history":
@@ -391,7 +288,7 @@ class Editing:
             elif command.name == "reindex":
                 await reply(await self._reindex(lang))
         except CivicbotError as exc:
-            await reply(say("failed", lang, error=str(exc)))
+            await reply(t("failed", lang, error=str(exc)))
 
     # -- the work --
 
@@ -404,7 +301,7 @@ class Editing:
 
         if not await self.is_editor(by):
             log.info("upload refused: not an editor")
-            await reply(say("not_editor", language))
+            await reply(t("not_editor", language))
             return
         try:
             name = upload_name(ref.name)
@@ -426,50 +323,35 @@ class Editing:
                 raise UploadRefused("too_large", name=name, mb=ref.size / 1e6,
                                     limit=self.max_bytes // 1_000_000)
             try:
-                data = await self.download(ref.url, ref.encryption)
+                data = await self.link.download(ref.url, ref.encryption)
             except MatrixError as exc:
                 raise UploadRefused("download", error=str(exc)) from exc
             check_content(name, data, self.max_bytes)
         except UploadRefused as exc:
             log.info("upload refused: %s", exc.key)
-            message = say(exc.key, language, **exc.values)
+            message = t(exc.key, language, **exc.values)
             if exc.key in _REJECTIONS:  # a refused document is a change attempt: recorded
                 record = AuditRecord(now(), "rejected", str(exc.values.get("name", ref.name)),
                                      by=by, source="upload", reason=f"{exc.key}: {message}")
                 await asyncio.to_thread(self.curator.audit.append, [record])
             await reply(message)
             return
-        await reply(say("reading", language, name=name), final=False)
+        await reply(t("reading", language, name=name), final=False)
         # Whatever goes wrong now, the editor hears it (the "Reading…" notice must not stay).
         try:
             report = await asyncio.to_thread(self._store, name, data, replace is not None, by)
         except CivicbotError as exc:
-            await reply(say("failed", language, error=str(exc)))
+            await reply(t("failed", language, error=str(exc)))
             return
         except OSError as exc:
             log.error("storing an upload failed: %s", exc)
-            await reply(say("not_stored", language, error=exc.strerror or str(exc)))
+            await reply(t("not_stored", language, error=exc.strerror or str(exc)))
             return
         except Exception:
             log.exception("storing an upload failed")
-            await reply(say("failed", language, error="an internal error; see the log"))
+            await reply(t("failed", language, error="an internal error; see the log"))
             return
         await reply(report_text(report, language))
-
-    async def download(self, mxc: str, encryption: dict[str, Any] | None = None) -> bytes:
-        """The bytes of an uploaded file (authenticated media). Encrypted attachments are
-        decrypted with the `file` object of the event (key, iv, sha256 hash)."""
-        resp = await self.bot._call("downloading a file",
-                                    lambda: self.bot.client.download(mxc=mxc), patience=60)
-        body = getattr(resp, "body", None)
-        if not isinstance(body, bytes):
-            raise MatrixError("the homeserver sent no file")
-        if encryption is None:
-            return body
-        from civicbot.matrix import crypto
-
-        # an AttachmentError (a MatrixError) also for a wrong hash (nio's EncryptionError)
-        return crypto.decrypt_file(body, encryption)
 
     def _store(self, name: str, data: bytes, replace: bool, by: str) -> IngestReport:
         """Ingest an upload from a staging folder; the curator puts it in a corpus folder
@@ -484,63 +366,48 @@ class Editing:
 
     async def _remove(self, name: str, by: str, language: str) -> str:
         if not name:
-            return say("no_name", language)
+            return t("no_name", language)
         try:
             reports = await asyncio.to_thread(self.curator.remove, [name], by)
         except RemovalRefused as exc:
-            return say("failed", language, error=str(exc))
+            return t("failed", language, error=str(exc))
         if reports and reports[0].status == "removed":
-            return say("removed", language, name=name)
-        return say("unknown_doc", language, name=name)
+            return t("removed", language, name=name)
+        return t("unknown_doc", language, name=name)
 
     async def _reindex(self, language: str) -> str:
         if self.syncer is None:
-            return say("failed", language, error="no sync is configured")
+            return t("failed", language, error="no sync is configured")
         result = await asyncio.to_thread(self.syncer.run_round)
         lines = [r.describe() for r in result.folders if r.status != "unchanged"]
         lines += [s.describe() for s in result.sources if s.status != "not-modified"]
-        changes = "\n" + "\n".join(lines) if lines else say("no_changes", language)
-        return say("reindexed", language, changes=changes)
+        changes = "\n" + "\n".join(lines) if lines else t("no_changes", language)
+        return t("reindexed", language, changes=changes)
 
     def _folder_file(self, name: str) -> Path:
         return self.curator.folders[0] / name
 
     async def _file_event(self, room_id: str, event_id: str) -> FileRef | None:
         try:
-            resp = await self.bot._call("reading the file event",
-                                        lambda: self.bot.client.room_get_event(room_id, event_id),
-                                        patience=30)
+            source = await self.link.event(room_id, event_id, "reading the file event")
         except MatrixError:
             return None
-        return file_of(room_id, resp.event.source)
+        return file_of(room_id, source)
 
     def _language(self, room_id: str) -> str:
-        from civicbot.matrix.texts import DEFAULT_LANGUAGE
-
-        return self.bot._room_language.get(room_id, DEFAULT_LANGUAGE)
+        return self.room_language.get(room_id, DEFAULT_LANGUAGE)
 
     async def _reply(self, room_id: str, thread_root: str, reply_to: str, text: str,
                      final: bool = True) -> None:
-        await self.bot._notice(room_id, thread_root, reply_to, render_notice(text), KIND,
+        await self.link.notice(room_id, thread_root, reply_to, render_notice(text), KIND,
                                final=final)
-
-
-def for_bot(bot: Bot) -> Editing | None:
-    """Editing for a bot whose answerer is the service (it owns the corpus); None for an
-    answerer that cannot change documents (e.g. the test harness's)."""
-    if getattr(type(bot.answerer), "curator", None) is None:
-        return None
-    from civicbot.sync import Syncer
-
-    curator = bot.answerer.curator  # type: ignore[attr-defined]
-    return Editing(bot, curator, Syncer(curator, bot.cfg))
 
 
 def docs_text(docs: Any, language: str) -> Rendered:
     """`!docs`: name, title, pages, language, date added, added by, source."""
     docs = sorted(docs, key=lambda d: d.name)
     if not docs:
-        return render_notice(say("no_docs", language))
+        return render_notice(t("no_docs", language))
     nl = language == "nl"
     lines = []
     for d in docs:
@@ -556,5 +423,5 @@ def history_text(records: Any, language: str) -> str:
     """`!history`: the latest changes, oldest first."""
     records = list(records)
     if not records:
-        return say("no_history", language)
+        return t("no_history", language)
     return "\n".join(r.describe() for r in records[-HISTORY_SHOWN:])

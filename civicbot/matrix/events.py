@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from civicbot.matrix.render import Rendered
+from civicbot.matrix.commands import parse_command
+from civicbot.matrix.render import Rendered, answer_text_from_body
+from civicbot.model import Turn
 
 # Namespaced keys on the bot's own messages: what a message is ("answer", "status",
 # "command") and whether an answer is complete. Clients ignore them; the bot reads them
@@ -287,3 +289,27 @@ def current_content(event: dict[str, Any]) -> dict[str, Any]:
         if isinstance(new, dict):
             return new
     return content
+
+
+def thread_turns(sources: list[dict[str, Any]], event_id: str, room_id: str, user_id: str,
+                 names: list[str]) -> list[Turn]:
+    """The conversation in a thread before the message `event_id` (sources oldest first):
+    the citizens' messages that are not commands, and the bot's final answers."""
+    turns: list[Turn] = []
+    for src in sources:
+        if src.get("event_id") == event_id:
+            break
+        if src.get("type") != "m.room.message":
+            continue
+        if src.get("sender") == user_id:
+            content = current_content(src)
+            if content.get(KIND) == "answer" and content.get(FINAL):
+                turns.append(Turn("assistant", answer_text_from_body(str(content["body"]))))
+            continue
+        msg = parse_message(room_id, src, user_id)
+        if msg is None:
+            continue
+        text = strip_mention(msg.body, user_id, names)
+        if text and parse_command(text) is None:
+            turns.append(Turn("user", text))
+    return turns

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from civicbot.matrix.texts import t
-from civicbot.model import Answer, Citation
+from civicbot.model import Answer
+from civicbot.texts import page_label, t
 
 QUOTE_CHARS = 300
 # Matrix events are limited to 64 KiB; answers are far shorter, but a runaway model must
@@ -78,12 +78,6 @@ def shorten_block(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def pages_label(c: Citation, language: str) -> str:
-    if c.page_end and c.page_end != c.page_start:
-        return t("pages", language, a=c.page_start, b=c.page_end)
-    return t("page", language, n=c.page_start)
-
-
 def render_answer(answer: Answer) -> Rendered:
     """The final answer: text, then the sources as a list with quotes and links, then a
     one-line reminder that the answer is machine-written."""
@@ -96,7 +90,7 @@ def render_answer(answer: Answer) -> Rendered:
         body += ["", heading + ":"]
         items = []
         for c in answer.citations:
-            where = pages_label(c, lang)
+            where = page_label(c.page_start, c.page_end, lang)
             ocr = f" ({t('ocr', lang)})" if c.ocr else ""
             quote = shorten(c.quote, QUOTE_CHARS)
             link = safe_link(c.link)

@@ -23,7 +23,7 @@ from matrix_harness import (
 
 from civicbot.matrix.events import FINAL
 from civicbot.matrix.feedback import FEEDBACK_FILE
-from civicbot.matrix.texts import t
+from civicbot.texts import t
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from civicbot.config import LoggingConfig
 from civicbot.logs import setup as setup_logging
 from civicbot.matrix import crypto
 from civicbot.matrix.events import KIND
-from civicbot.matrix.texts import t
+from civicbot.texts import t
 
 nio = pytest.importorskip("nio")
 
@@ -86,8 +86,8 @@ def test_an_invitation_that_fails_to_join_is_logged_and_the_bot_carries_on(
             await c.client.room_kick(withdrawn, bot.user_id)
             info = SimpleNamespace(invite_state=[SimpleNamespace(
                 state_key=bot.user_id, membership="invite", sender=c.user_id, source={})])
-            bot._on_invite(withdrawn, info)
-            await eventually(lambda: withdrawn not in bot._joining, what="the join to fail")
+            bot.rooms.on_invite(withdrawn, info)
+            await eventually(lambda: withdrawn not in bot.rooms.joining, what="the join to fail")
             assert withdrawn not in bot.client.rooms
             _, _, final = await c.ask(room, "How much is a parking permit?", bot.user_id)
             assert "120 euros" in final["body"]
@@ -171,7 +171,7 @@ def test_thirty_invitations_at_once_are_capped_and_do_not_stall_a_question(
                 lambda: bot.counters["invitations_joined"]
                 + bot.counters["invitations_declined"] >= 31,  # dave's direct chat too
                 timeout=120, what="all 30 invitations to be answered")
-            await eventually(lambda: not bot._joining, what="the joins to show in sync")
+            await eventually(lambda: not bot.rooms.joining, what="the joins to show in sync")
             joined = {who: [r for r in made if r in bot.client.rooms]
                       for who, made in rooms.items()}
             assert all(len(js) <= 5 for js in joined.values()), joined

@@ -26,8 +26,8 @@ from scripted_model import FABRICATED, MARKERS, QUESTION, Model, true_sentences
 from civicbot.answer.messages import say
 from civicbot.errors import GenerationTimeout
 from civicbot.matrix.events import KIND
-from civicbot.matrix.texts import t
 from civicbot.service import Service
+from civicbot.texts import t
 
 pytestmark = pytest.mark.slow
 

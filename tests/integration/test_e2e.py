@@ -200,27 +200,23 @@ def test_encrypted_pdf_upload_is_downloaded_and_decrypted(
                 await asyncio.sleep(0.1)
                 source = await as_bot_sees_it()
             assert "url" not in source["content"]  # an encrypted file, not a plain one
-            got = await crypto.download_file(bot.client, source)
-            assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
-            # the editors' upload path (issue 5) downloads and decrypts the same way
+            # the editors' upload path (issue 5) downloads and decrypts through the link's
+            # one download function
             ref = editing.file_of(room, source)
             assert ref is not None and ref.encryption is not None
-            assert await editing.Editing(bot, curator=None).download(
-                ref.url, ref.encryption) == data
+            got = await bot.link.download(ref.url, ref.encryption)
+            assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
             # a plain (unencrypted) upload goes through the same function
             up2, _ = await editor.client.upload(
                 lambda *_: data, content_type="application/pdf", filename=pdf.name,
                 filesize=len(data))
-            plain = {"content": {"msgtype": "m.file", "body": pdf.name, "url": up2.content_uri}}
-            assert await crypto.download_file(bot.client, plain) == data
+            assert await bot.link.download(up2.content_uri) == data
             # tampered ciphertext hash: a clear error, nothing half-read
-            bad = {"content": {**source["content"],
-                               "file": {**source["content"]["file"],
-                                        "hashes": {"sha256": "A" * 43}}}}
+            bad = {**ref.encryption, "hashes": {"sha256": "A" * 43}}
             with pytest.raises(crypto.AttachmentError, match="could not be decrypted"):
-                await crypto.download_file(bot.client, bad)
+                await bot.link.download(ref.url, bad)
             with pytest.raises(crypto.AttachmentError, match="too large"):
-                await crypto.download_file(bot.client, source, max_bytes=len(data) - 1)
+                await bot.link.download(ref.url, ref.encryption, max_bytes=len(data) - 1)
 
     run(scenario())
 

@@ -19,7 +19,7 @@ from civicbot import config as config_mod  # noqa: E402
 from civicbot.matrix.bot import Bot, Job  # noqa: E402
 from civicbot.matrix.events import KIND  # noqa: E402
 from civicbot.matrix.state import BotState  # noqa: E402
-from civicbot.matrix.texts import t  # noqa: E402
+from civicbot.texts import t  # noqa: E402
 
 BOT = "@civicbot:example.org"
 ALICE = "@alice:example.org"
@@ -63,8 +63,8 @@ def text_event(event_id: str, body: str, sender: str = ALICE, **content: Any) ->
 
 
 async def settle(bot: Bot) -> None:
-    while bot._tasks:
-        await asyncio.gather(*list(bot._tasks), return_exceptions=True)
+    while bot.link.tasks:
+        await asyncio.gather(*list(bot.link.tasks), return_exceptions=True)
 
 
 def test_a_failing_event_is_logged_without_its_content_marked_done_and_not_retried(
@@ -78,7 +78,7 @@ def test_a_failing_event_is_logged_without_its_content_marked_done_and_not_retri
         if source["event_id"] == "$bad":
             raise AttributeError("'str' object has no attribute 'get' (my secret question)")
 
-    bot._on_event = on_event  # type: ignore[method-assign]
+    bot.routing.on_event = on_event  # type: ignore[method-assign]
     bad = text_event("$bad", "my secret question")
 
     async def main() -> None:
@@ -116,8 +116,8 @@ def test_every_reply_counts_against_the_sender_limit_with_one_warning(tmp_path):
 
     async def main() -> None:
         for i in range(20):
-            await bot._on_event("!dm", text_event(f"$c{i}", "!help"))
-        await bot._on_event("!dm", text_event("$m", "@civicbot"))  # a bare mention
+            await bot.routing.on_event("!dm", text_event(f"$c{i}", "!help"))
+        await bot.routing.on_event("!dm", text_event("$m", "@civicbot"))  # a bare mention
         await settle(bot)
 
     asyncio.run(main())
@@ -132,15 +132,15 @@ def test_a_bare_mention_and_a_stale_question_get_their_short_replies(tmp_path):
     bot, sent = make_bot(tmp_path)
 
     async def main() -> None:
-        await bot._on_event("!dm", text_event("$m", BOT))
+        await bot.routing.on_event("!dm", text_event("$m", BOT))
         stale = text_event("$old", "How much is a parking permit?")
         stale["origin_server_ts"] = 1_000_000_000_000  # 2001
-        await bot._on_event("!dm", stale)
+        await bot.routing.on_event("!dm", stale)
         await settle(bot)
 
     asyncio.run(main())
     bodies = [c["body"] for c in sent]
-    assert bodies == [t("empty", "nl"), t("stale", "en")]
+    assert bodies == [t("bare_mention", "nl"), t("stale", "en")]
     assert bot.state.seen("$m") and bot.state.seen("$old") and not bot.state.pending
 
 
@@ -153,7 +153,7 @@ def test_a_question_deleted_before_its_turn_is_not_answered(tmp_path):
         bot.state.accept("$q", "!dm", "$q")
         bot.scheduler.queue.put(ALICE, job)
         bot.scheduler.queue.put("@bob:example.org", other)
-        await bot._on_event("!dm", {"type": "m.room.redaction", "event_id": "$d",
+        await bot.routing.on_event("!dm", {"type": "m.room.redaction", "event_id": "$d",
                                     "sender": ALICE, "redacts": "$q", "content": {}})
 
     asyncio.run(main())
@@ -165,7 +165,7 @@ def test_notices_without_mentions_notify_nobody(tmp_path):
     bot, sent = make_bot(tmp_path)
     # as the editor features tell the editors' room about a failed download
     content = {"msgtype": "m.notice", "body": "download failed: server said @room"}
-    asyncio.run(bot._send("!dm", content, "telling the editors"))
+    asyncio.run(bot.link.send("!dm", content, "telling the editors"))
     assert sent[0]["m.mentions"] == {}
 
 
@@ -188,10 +188,7 @@ def test_state_is_written_off_the_event_loop_once_for_a_burst(tmp_path, monkeypa
         assert not writes  # nothing written on the loop meanwhile
         await asyncio.sleep(0.3)
         bot.state.mark_done("$last")
-        for task in list(bot._tasks):
-            task.cancel()
-        await asyncio.gather(*list(bot._tasks), return_exceptions=True)
-        bot._tasks.clear()
+        await bot.link.cancel_tasks()
         if bot.state.dirty:  # as the bot does when it stops
             await asyncio.to_thread(bot.state.write, bot.state.snapshot())
 

@@ -1,7 +1,7 @@
 import json
 
 from civicbot.homeserver import Homeserver
-from civicbot.matrix.texts import guess_language, t
+from civicbot.texts import language_of, t
 
 
 def test_config_is_loopback_only_without_federation_and_keeps_secrets(tmp_path):
@@ -23,7 +23,7 @@ def test_config_is_loopback_only_without_federation_and_keeps_secrets(tmp_path):
 
 
 def test_language_guess_and_texts():
-    assert guess_language("Hoeveel kost een parkeervergunning in de gemeente?") == "nl"
-    assert guess_language("How much does a parking permit cost?") == "en"
-    assert guess_language("!privacy", default="en") == "en"
+    assert language_of("Hoeveel kost een parkeervergunning in de gemeente?") == "nl"
+    assert language_of("How much does a parking permit cost?") == "en"
+    assert language_of("!privacy", default="en") == "en"
     assert "3" in t("queued", "en", n=3) and "wachtrij" in t("queued", "nl", n=3)
