@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from civicbot import lang
 from civicbot.answer import grounding
 from civicbot.answer.extractive import (
+    RULES,
     Asked,
     Quote,
+    QuoteRules,
     asked,
     best_sentences,
     candidates,
@@ -78,7 +80,15 @@ class AnswerSettings:
     refusal_model: RefusalModel | None = None
     refusal_by_model: bool = True
     prompt_sources: int = 3  # passages the model reads (each cut to the relevant part)
+    # How quotes are chosen; the defaults of these three were chosen by `civicbot eval cv
+    # --grid` on ../shared/eval/train.jsonl (docs/answering.md, "Quote constants").
     quote_sources: int = 3  # passages an extractive answer may quote
+    quotes: QuoteRules = RULES  # how many sentences, and how they are scored
+    # For a question after a number, amount, date or duration: add the passages next to the
+    # retrieved ones (`neighbours`), and let every passage compete for the quote (`typed_all`)
+    # instead of the top `quote_sources`.
+    neighbours: bool = True
+    typed_all: bool = True
     source_words: int = 110
     lead_sentences: int = 1  # the model writes at most this many sentences in front
     # Kinds of question (extractive.Asked.kind) answered by the quote alone when it holds
@@ -129,30 +139,40 @@ class AnswerPipeline:
     def quick(self, question: str, history: Sequence[Turn] = ()) -> Answer:
         """The checked quoted answer or the refusal: retrieval and quoting, no model."""
         started = time.perf_counter()
-        decision = self.decide(question, history)
+        answer = self.answer(self.decide(question, history))
+        answer.seconds = time.perf_counter() - started
+        return answer
+
+    def answer(self, decision: Decision) -> Answer:
+        """The answer `decision` calls for: the quotes, a partial answer or a refusal."""
         if decision.outcome == "answer":
             # A follow-up is answered as the question it stands for ("and when does that
             # start?" together with what "that" was): for the prompt and for quoting.
             answer = self._answer(decision.query, decision.language, decision.hits)
-            answer.question = question
+            answer.question = decision.question
         else:
-            answer = self.declined(question, decision)
+            answer = self.declined(decision.question, decision)
         answer.confidence = decision.confidence
         answer.query = decision.query
-        answer.seconds = time.perf_counter() - started
         return answer
 
     def decide(self, question: str, history: Sequence[Turn] = ()) -> Decision:
         """Retrieve and decide, without the model, whether the documents answer the
         question ("answer"), cover its topic but not the detail asked ("partial"), or do not
         answer it ("refused")."""
-        language = lang.detect(question)
         query = retrieval_query(question, history)
-        hits = self.retrieve(query)
+        return self.judge(question, query, lang.detect(question), self.retrieve(query))
+
+    def judge(self, question: str, query: str, language: str, hits: list[Hit],
+              confidence: float | None = None) -> Decision:
+        """`decide` on passages already retrieved; `confidence`, when given, is
+        `self.confidence(query, hits)` worked out before (evaluation tries several
+        thresholds on one)."""
         model = self.settings.refusal_model
         if model is None or not self.settings.refusal_by_model:
             # A fixed threshold on the coverage (`[answer] refusal_threshold`).
-            confidence = self.confidence(query, hits)
+            if confidence is None:
+                confidence = self.confidence(query, hits)
             if confidence >= self.settings.refusal_threshold:
                 return Decision(question, query, language, hits, confidence, "answer", None)
             if model is None:
@@ -216,7 +236,8 @@ class AnswerPipeline:
         5 % van ..." after the list the best passage holds)."""
         hits = self.search(query, self.settings.top_k)
         what = self._asked(query)
-        if self.neighbours is None or what is None or what.kind == "name":
+        if (self.neighbours is None or not self.settings.neighbours or what is None
+                or what.kind == "name"):
             return hits
         return hits + self.neighbours(hits)
 
@@ -234,7 +255,8 @@ class AnswerPipeline:
                 typed = max((self.coverage(query, h) for h in _typed_windows(hits, what)),
                             default=0.0)
         quoted = [h.chunk.text for h in searched[: self.settings.quote_sources]]
-        quotes = candidates(query, quoted, also=self._translated(query), wanted=what)
+        quotes = candidates(query, quoted, also=self._translated(query), wanted=what,
+                            rules=self.settings.quotes)
         return evidence(query, texts, covers, typed, what.kind if what else None, kind_held,
                         [h.score for h in searched], [h.dense for h in searched],
                         [h.chunk.doc for h in searched],
@@ -361,11 +383,12 @@ class AnswerPipeline:
         kind of fact asked for, so all passages compete (a neighbour ranks just below the
         passage it neighbours); otherwise only the top `quote_sources`."""
         what = self._asked(question)
-        few = what is not None and what.kind != "name"
+        few = what is not None and what.kind != "name" and self.settings.typed_all
         sources = hits if few else hits[: self.settings.quote_sources]
         return [q for q in best_sentences(question, [h.chunk.text for h in sources],
                                           also=self._translated(question), wanted=what,
-                                          ranks=_ranks(sources, self.settings.top_k))
+                                          ranks=_ranks(sources, self.settings.top_k),
+                                          rules=self.settings.quotes)
                 if not INSTRUCTION.search(q.text)]
 
     def _extractive(self, question: str, language: str, hits: list[Hit]) -> Answer:
