@@ -263,7 +263,7 @@ def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         result = evaluate.cross_validate(args.file, cfg, args.folds,
                                          ranker=not args.no_ranker,
                                          refusal=not args.no_refusal, details=args.details,
-                                         grid=args.grid)
+                                         grid=evaluate.GRID if args.grid else None)
     elif args.eval_command == "train":
         from civicbot.rank import DATA
 

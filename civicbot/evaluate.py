@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from civicbot import glossary, lang
-from civicbot.answer.pipeline import retrieval_query
 from civicbot.config import Config
 from civicbot.errors import ConfigError
 from civicbot.index.crosslingual import CrossLingualIndex, shared_use
@@ -147,9 +146,9 @@ def confidences(path: Path, service: Any) -> list[tuple[float, bool]]:
     pipeline = service.pipeline(use_model=False)
     out = []
     for row in _jsonl(path):
-        query = retrieval_query(row["question"], ())
-        hits = pipeline.retrieve(query)
-        out.append((pipeline.confidence(query, hits), bool(row["answerable"])))
+        question = pipeline.question(row["question"])
+        hits = pipeline.retrieve(question)
+        out.append((pipeline.confidence(question, hits), bool(row["answerable"])))
     return out
 
 
@@ -387,8 +386,8 @@ class Lab:
         pipeline = self.pipeline(ranker)
         x = []
         for r in rows:
-            query = retrieval_query(r["question"], ())
-            x.append(pipeline.evidence(query, pipeline.retrieve(query)).values)
+            question = pipeline.question(r["question"])
+            x.append(pipeline.evidence(question, pipeline.retrieve(question)).values)
         return fit_refusal(np.vstack(x), np.array([bool(r["answerable"]) for r in rows]),
                            groups)
 
@@ -425,8 +424,7 @@ class Lab:
                 self._gold_hits[id(ranker), question] = (
                     self.retriever(ranker).search(question, 10) if r["answerable"] else None)
             hits, confidence = self._decision_inputs(pipeline, searched, question)
-            decision = pipeline.judge(question, retrieval_query(question, ()),
-                                      lang.detect(question), hits,
+            decision = pipeline.judge(pipeline.question(question), hits,
                                       confidence if threshold is not None else None)
             key = (variant, question, "answer" if decision.outcome == "answer" else threshold)
             if key not in self._records:
@@ -441,9 +439,9 @@ class Lab:
         once per ranker and neighbour setting."""
         key = (searched, question)
         if key not in self._inputs:
-            query = retrieval_query(question, ())
-            hits = pipeline.retrieve(query)
-            self._inputs[key] = (hits, pipeline.confidence(query, hits))
+            asked = pipeline.question(question)
+            hits = pipeline.retrieve(asked)
+            self._inputs[key] = (hits, pipeline.confidence(asked, hits))
         return self._inputs[key]
 
 
@@ -490,21 +488,22 @@ def choose(lab: Lab, rows: list[dict[str, Any]], ranker: Any, model: Any,
 
 def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
                    refusal: bool = True, service: Any = None,
-                   details: Path | None = None, grid: bool = False) -> dict[str, Any]:
+                   details: Path | None = None,
+                   grid: dict[str, tuple[Any, ...]] | None = None) -> dict[str, Any]:
     """k-fold cross-validation grouped by document (see `folds`): for each fold, the learned
     models are fitted on the other folds' questions and the fold's questions are answered
     (by quoting) with them; the figures are those of all held-out answers pooled. Without
     `ranker`, the hand-set fusion ranks; without `refusal`, a coverage threshold calibrated
     on the other folds decides (what civicbot did before the refusal classifier). With
-    `grid`, the quote settings of `GRID` are also chosen on the other folds (nested: the
-    held-out fold never takes part in the choice), "chosen" lists each fold's choice, and
-    "whole" the choice made on every question (the defaults to ship)."""
+    `grid` (e.g. `GRID`), the settings it names are also chosen on the other folds (nested:
+    the held-out fold never takes part in the choice), "chosen" lists each fold's choice,
+    and "whole" the choice made on every question (the defaults to ship)."""
     from civicbot.service import Service
 
     rows = list(_jsonl(path))
     fold = folds(rows, k)
     lab = Lab(service or Service(cfg))
-    choices = grid_choices() if grid else [{}]
+    choices = grid_choices(grid) if grid else [{}]
     records: list[dict[str, Any]] = []
     chosen = []
     for f in range(k):
