@@ -23,6 +23,13 @@ from civicbot.rank import DATA, LinearModel, names, numbers, sigmoid, standardis
 
 REFUSAL_FILE = DATA / "refusal.json"
 
+# The refusal threshold on the coverage confidence (AnswerPipeline.confidence), which decides
+# by default: calibrated on ../shared/eval/train.jsonl by `civicbot eval cv FILE --folds 5
+# --no-ranker --no-refusal --grid` ("chosen on every question"), the most unanswerable
+# questions refused at no more than 10% of the answerable ones (docs/answering.md,
+# "Calibration"). The one place this value lives; `[answer] refusal_threshold` overrides it.
+COVERAGE_THRESHOLD = 0.317
+
 FEATURES = (
     "cover_best",  # coverage of the question by the best passage
     "cover_top3",  # the best coverage among the top three

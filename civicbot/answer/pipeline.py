@@ -36,7 +36,7 @@ from civicbot.answer.text import fact_present, facts, sentences
 from civicbot.errors import GenerationTimeout, ModelError
 from civicbot.model import Answer, Chunk, Citation, Hit, Turn
 from civicbot.protocols import EvidenceSource, Generator
-from civicbot.refusal import Evidence, RefusalModel, evidence
+from civicbot.refusal import COVERAGE_THRESHOLD, Evidence, RefusalModel, evidence
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ EVIDENCE_QUOTE_SOURCES = 3  # passages the refusal classifier's "quote" feature 
 class AnswerSettings:
     top_k: int = 6
     max_tokens: int = 200
-    refusal_threshold: float = 0.45  # used only without a refusal model
+    # On the coverage confidence; decides unless the refusal model does (`refusal_by_model`).
+    refusal_threshold: float = COVERAGE_THRESHOLD
     # The learned refusal classifier (civicbot/refusal.py; the service gives the packaged
     # one). With `refusal_by_model` it decides; without, the threshold above decides and the
     # classifier only tells a partial answer (the topic is covered, a detail asked is not)
