@@ -99,9 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--no-refusal", action="store_true",
                    help="refuse below a coverage threshold calibrated on the other folds")
     e.add_argument("--details", type=Path, metavar="OUT.jsonl")
-    e.add_argument("--grid", action="store_true",
-                   help="also choose the quote settings on the other folds (nested), and "
-                        "print the choice on all the questions")
+    e.add_argument("--grid", nargs="?", const="quotes", choices=("quotes", "retrieval"),
+                   help="also choose the quote (or retrieval) settings on the other folds "
+                        "(nested), and print the choice on all the questions")
     e.add_argument("--json", action="store_true")
     e = ev.add_parser("train", help=(
         "fit the ranker and the refusal classifier on labelled questions "
@@ -263,7 +263,9 @@ def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         result = evaluate.cross_validate(args.file, cfg, args.folds,
                                          ranker=not args.no_ranker,
                                          refusal=not args.no_refusal, details=args.details,
-                                         grid=evaluate.GRID if args.grid else None)
+                                         grid={"quotes": evaluate.GRID,
+                                               "retrieval": evaluate.RETRIEVAL_GRID,
+                                               None: None}[args.grid])
     elif args.eval_command == "train":
         from civicbot.rank import DATA
 

@@ -341,14 +341,24 @@ class Lab:
         self.base = replace(base, ranker=None, use=_Memo(shared_use()))
         self._groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._kept: list[Any] = []
-        self._gold_hits: dict[tuple[int, str], Any] = {}
+        self._gold_hits: dict[tuple[Any, str], Any] = {}
         self._inputs: dict[tuple[Any, str], tuple[list[Any], float]] = {}
         self._records: dict[tuple[Any, ...], dict[str, Any]] = {}
 
-    def retriever(self, ranker: Any) -> Any:
+    def retriever(self, ranker: Any, choice: dict[str, Any] | None = None) -> Any:
+        """The retriever with `ranker` and the retrieval settings of `choice` (see
+        `RETRIEVAL_GRID`)."""
         from dataclasses import replace
 
-        return replace(self.base, ranker=ranker)
+        from civicbot.glossary import Glossary
+
+        change = {k: v for k, v in (choice or {}).items() if k in _RETRIEVER_FIELDS}
+        if not change:
+            return replace(self.base, ranker=ranker)
+        if not change.pop("glossary", True):
+            change["glossary"] = Glossary()
+        # Translations depend on the glossary: a fresh cache.
+        return replace(self.base, ranker=ranker, _translations={}, **change)
 
     def ranking_group(self, row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
         """The features of the fusion's best candidates for an answerable question, and
@@ -375,9 +385,12 @@ class Lab:
                  choice: dict[str, Any] | None = None) -> Any:
         """A quoting pipeline with `ranker`, `refusal_model` and the settings of `choice`
         (see `GRID`)."""
-        pipeline = self.service.pipeline(use_model=False, retriever=self.retriever(ranker),
+        choice = choice or {}
+        pipeline = self.service.pipeline(use_model=False,
+                                         retriever=self.retriever(ranker, choice),
                                          refusal_model=refusal_model)
-        pipeline.settings = with_choice(pipeline.settings, choice or {})
+        pipeline.settings = with_choice(pipeline.settings, {
+            k: v for k, v in choice.items() if k not in _RETRIEVER_FIELDS})
         return pipeline
 
     def fit_refusal(self, rows: list[dict[str, Any]], ranker: Any, groups: list[int]) -> Any:
@@ -396,7 +409,7 @@ class Lab:
         """The coverage threshold of the fixed-threshold refusal, calibrated on `rows`."""
         choice = choice or {}
         pipeline = self.pipeline(ranker, None, choice)
-        searched = (id(ranker), choice.get("neighbours", True))
+        searched = self._searched(ranker, choice)
         return calibrate([(self._decision_inputs(pipeline, searched, r["question"])[1],
                            bool(r["answerable"])) for r in rows])
 
@@ -416,22 +429,30 @@ class Lab:
             pipeline.settings.refusal_model = None
             pipeline.settings.refusal_threshold = threshold
         variant = (id(ranker), id(refusal_model), tuple(sorted(choice.items())))
-        searched = (id(ranker), choice.get("neighbours", True))
+        searched = self._searched(ranker, choice)
         out = []
         for r in rows:
             question = r["question"]
-            if (id(ranker), question) not in self._gold_hits:
-                self._gold_hits[id(ranker), question] = (
-                    self.retriever(ranker).search(question, 10) if r["answerable"] else None)
+            ranking = (searched[:1] + searched[2:], question)
+            if ranking not in self._gold_hits:
+                self._gold_hits[ranking] = (
+                    pipeline.source.search(question, 10) if r["answerable"] else None)
             hits, confidence = self._decision_inputs(pipeline, searched, question)
             decision = pipeline.judge(pipeline.question(question), hits,
                                       confidence if threshold is not None else None)
             key = (variant, question, "answer" if decision.outcome == "answer" else threshold)
             if key not in self._records:
-                self._records[key] = record(r, self._gold_hits[id(ranker), question],
+                self._records[key] = record(r, self._gold_hits[ranking],
                                             pipeline.answer(decision))
             out.append(dict(self._records[key]))
         return out
+
+    @staticmethod
+    def _searched(ranker: Any, choice: dict[str, Any]) -> tuple[Any, ...]:
+        """What retrieval depends on: the ranker, the neighbour setting of the answer and
+        the retrieval settings."""
+        return (id(ranker), choice.get("neighbours", True),
+                *sorted((k, v) for k, v in choice.items() if k in _RETRIEVER_FIELDS))
 
     def _decision_inputs(self, pipeline: Any, searched: tuple[Any, ...],
                          question: str) -> tuple[list[Any], float]:
@@ -456,6 +477,17 @@ GRID: dict[str, tuple[Any, ...]] = {
     "neighbours": (True, False),  # a typed question also reads the neighbouring passages
     "typed_all": (True, False),  # ... and quotes from every passage, not the top few
 }
+
+
+# Retrieval constants chosen the same way (`eval cv --grid retrieval`), with the quote
+# settings at their defaults: the weight of a match through the question's translation, the
+# pull of a strong neighbouring passage, and the built-in glossary on or off.
+RETRIEVAL_GRID: dict[str, tuple[Any, ...]] = {
+    "translation_weight": (0.5, 0.25, 1.0),
+    "neighbour_weight": (0.3, 0.0, 0.5),
+    "glossary": (True, False),
+}
+_RETRIEVER_FIELDS = set(RETRIEVAL_GRID)
 
 
 def grid_choices(axes: dict[str, tuple[Any, ...]] = GRID) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ REFUSAL_FILE = DATA / "refusal.json"
 # --no-ranker --no-refusal --grid` ("chosen on every question"), the most unanswerable
 # questions refused at no more than 10% of the answerable ones (docs/answering.md,
 # "Calibration"). The one place this value lives; `[answer] refusal_threshold` overrides it.
-COVERAGE_THRESHOLD = 0.317
+COVERAGE_THRESHOLD = 0.2471
 
 FEATURES = (
     "cover_best",  # coverage of the question by the best passage

@@ -82,6 +82,9 @@ class Retriever:
     crosslingual_weight_same: float = 0.3
     crosslingual_weight_other: float = 1.0
     neighbour_weight: float = 0.3
+    # How much a match of the question's word-by-word translation counts against a match of
+    # its own words (for a passage in another language).
+    translation_weight: float = TRANSLATION_WEIGHT
     use: Embedder | None = None  # the cross-lingual model; None: the shared USE
     glossary: Glossary = field(default_factory=builtin)
     # The learned ranker (civicbot/rank.py); None: the hand-set fusion alone.
@@ -279,7 +282,7 @@ class Retriever:
         index = self.snapshot.crosslingual
         assert index is not None
         for language, translated in self.translations(query, question_language).items():
-            glossed = TRANSLATION_WEIGHT * self.snapshot.lexical.scores(translated)
+            glossed = self.translation_weight * self.snapshot.lexical.scores(translated)
             lexical = np.where(languages == language, np.maximum(lexical, glossed), lexical)
         query_vector = (self.use or shared_use()).embed([query])[0]
         return lexical, index.passage_scores(query_vector)

@@ -88,9 +88,10 @@ COUNT_REACH = 2  # the counted word is one of the two after the number ("61 norm
 
 @dataclass(frozen=True)
 class QuoteRules:
-    """How quotes are chosen among the candidate sentences. The defaults are what `civicbot
-    eval cv --grid` chose on ../shared/eval/train.jsonl (docs/answering.md, "Quote
-    constants")."""
+    """How quotes are chosen among the candidate sentences. The defaults are the hand-set ones
+    of earlier work: `civicbot eval cv ../shared/eval/train.jsonl --folds 5 --no-ranker
+    --no-refusal --grid` chose other values on the fitting folds, and those lost on the
+    held-out folds (docs/answering.md, "Quote constants")."""
 
     sentences: int = 3  # quoted at most
     type_missing: float = 0.2  # score factor for a sentence without the kind of fact asked

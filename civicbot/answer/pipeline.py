@@ -70,8 +70,10 @@ class AnswerSettings:
     refusal_model: RefusalModel | None = None
     refusal_by_model: bool = True
     prompt_sources: int = 3  # passages the model reads (each cut to the relevant part)
-    # How quotes are chosen; the defaults of these three were chosen by `civicbot eval cv
-    # --grid` on ../shared/eval/train.jsonl (docs/answering.md, "Quote constants").
+    # How quotes are chosen. Tried by `civicbot eval cv ../shared/eval/train.jsonl --folds 5
+    # --no-ranker --no-refusal --grid`: choosing these per fold (quote_sources 1 on most
+    # folds) lost key facts on the held-out folds for fewer citations gained, so today's
+    # values stay (docs/answering.md, "Quote constants").
     quote_sources: int = 3  # passages an extractive answer may quote
     quotes: QuoteRules = RULES  # how many sentences, and how they are scored
     # For a question after a number, amount, date or duration: add the passages next to the
