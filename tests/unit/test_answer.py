@@ -328,3 +328,21 @@ def test_the_cli_prints_the_quotes_first_then_the_lead(capsys):
     assert final.mode == "generated"  # type: ignore[attr-defined]
     assert out.index("“Vanaf 2 augustus 2026") < out.index(reply) < out.index(
         say("model_lead", "nl"))
+
+
+def test_the_question_is_worked_out_once_and_handed_to_the_evidence_source():
+    from civicbot.answer.question import Question
+
+    source = FixedSource([_hit(FRIA)], titles=["FAQ"])
+    pipeline = AnswerPipeline(source, None, AnswerSettings(refusal_threshold=0.5))
+    history = [Turn("user", "Wat is een FRIA volgens de AI-verordening?"),
+               Turn("assistant", "…")]
+    question = pipeline.question("En vanaf welke datum moet dat?", history)
+    assert isinstance(question, Question)
+    assert question.query == ("Wat is een FRIA volgens de AI-verordening?\n"
+                              "En vanaf welke datum moet dat?")
+    assert question.language == "nl" and question.asked.kind == "date"
+    answer = pipeline.ask("En vanaf welke datum moet dat?", history)
+    # the follow-up was searched as the question it stands for, and quoted for it
+    assert source.searched == [question.query]
+    assert "2 augustus 2026" in answer.text and answer.query == question.query
