@@ -5,11 +5,11 @@ retrieval, refusal and quoting, instead of each layer detecting them again."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from civicbot import lang
-from civicbot.answer.extractive import Asked, asked
+from civicbot.answer.extractive import Asked
 from civicbot.model import Turn
 
 # A follow-up leans on the conversation: it is short, or refers back ("and when does that
@@ -38,12 +38,3 @@ class Question:
     query: str
     language: str
     asked: Asked | None
-
-    @classmethod
-    def of(cls, text: str, history: Sequence[Turn] = (),
-           translate: Callable[[str], str] | None = None,
-           language: str | None = None) -> Question:
-        """`text` asked after `history`; `translate` gives a word in the corpus's other
-        languages (the thing counted in "how many X" may be named in the passage's)."""
-        query = retrieval_query(text, history)
-        return cls(text, query, language or lang.detect(text), asked(query, translate))
