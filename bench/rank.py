@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     from civicbot import config as config_mod
     from civicbot.rank import packaged_ranker
-    from civicbot.refusal import packaged_refusal
+    from civicbot.refusal import COVERAGE_THRESHOLD, packaged_refusal
     from civicbot.retrieve import Retriever
-    from civicbot.service import CALIBRATED_THRESHOLD, Service
+    from civicbot.service import Service
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--index", type=Path, required=True)
@@ -47,7 +47,7 @@ def main() -> None:
                                refusal_model=packaged_refusal())
     before = service.pipeline(use_model=False, retriever=replace(base, ranker=None))
     before.settings.refusal_model = None
-    before.settings.refusal_threshold = CALIBRATED_THRESHOLD
+    before.settings.refusal_threshold = COVERAGE_THRESHOLD
     if packaged_ranker() is None or packaged_refusal() is None:
         sys.exit("no packaged ranker or refusal model: run `civicbot eval train` first")
     with args.questions.open(encoding="utf-8") as fh:

@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--no-refusal", action="store_true",
                    help="refuse below a coverage threshold calibrated on the other folds")
     e.add_argument("--details", type=Path, metavar="OUT.jsonl")
+    e.add_argument("--grid", nargs="?", const="quotes", choices=("quotes", "retrieval"),
+                   help="also choose the quote (or retrieval) settings on the other folds "
+                        "(nested), and print the choice on all the questions")
     e.add_argument("--json", action="store_true")
     e = ev.add_parser("train", help=(
         "fit the ranker and the refusal classifier on labelled questions "
@@ -259,7 +262,10 @@ def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     elif args.eval_command == "cv":
         result = evaluate.cross_validate(args.file, cfg, args.folds,
                                          ranker=not args.no_ranker,
-                                         refusal=not args.no_refusal, details=args.details)
+                                         refusal=not args.no_refusal, details=args.details,
+                                         grid={"quotes": evaluate.GRID,
+                                               "retrieval": evaluate.RETRIEVAL_GRID,
+                                               None: None}[args.grid])
     elif args.eval_command == "train":
         from civicbot.rank import DATA
 
@@ -279,6 +285,10 @@ def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 def _print_figures(result: dict) -> None:  # type: ignore[type-arg]
     """The figures as a table, with a column per question group when there are groups."""
     groups = result.pop("groups", {}) if isinstance(result.get("groups"), dict) else {}
+    for choice in result.pop("chosen", []):
+        print("chosen on the other folds:", json.dumps(choice))
+    if "whole" in result:
+        print("chosen on every question:", json.dumps(result.pop("whole")))
     names = list(groups)
     print(f"{'':28} {'all':>8}" + "".join(f" {n:>12}" for n in names))
     for key, value in result.items():

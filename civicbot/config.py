@@ -71,7 +71,8 @@ class LlmConfig:
 @dataclass(frozen=True)
 class AnswerConfig:
     # Below this retrieval confidence the bot says the documents don't answer the question.
-    # Negative: use the threshold calibrated on data (docs/answering.md).
+    # Negative: use the threshold calibrated on data (refusal.COVERAGE_THRESHOLD,
+    # docs/answering.md).
     refusal_threshold: float = -1.0
     # Let the learned refusal classifier (civicbot/data/refusal.json) decide instead of the
     # threshold. Off by default: cross-validated on train.jsonl it refuses no more

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import statistics
@@ -142,14 +143,12 @@ def qa(path: Path, cfg: Config, retrieval_only: bool = False,
 def confidences(path: Path, service: Any) -> list[tuple[float, bool]]:
     """(retrieval confidence, answerable) for every question of a dev.jsonl-format file,
     computed exactly as the answer pipeline does before deciding to refuse."""
-    from civicbot.answer.pipeline import retrieval_query
-
     pipeline = service.pipeline(use_model=False)
     out = []
     for row in _jsonl(path):
-        query = retrieval_query(row["question"], ())
-        hits = pipeline.retrieve(query)
-        out.append((pipeline.confidence(query, hits), bool(row["answerable"])))
+        question = pipeline.question(row["question"])
+        hits = pipeline.retrieve(question)
+        out.append((pipeline.confidence(question, hits), bool(row["answerable"])))
     return out
 
 
@@ -210,6 +209,17 @@ class _Memo:
             for t, v in zip(new, self.real.embed(new), strict=True):
                 self._seen[t] = v
         return np.vstack([self._seen[t] for t in texts]) if texts else self.real.embed([])
+
+
+def with_choice(settings: Any, choice: dict[str, Any]) -> Any:
+    """`settings` (AnswerSettings) with the values of `choice`; the names of QuoteRules'
+    fields set its `quotes`."""
+    from dataclasses import fields, replace
+
+    rules = {f.name for f in fields(settings.quotes)}
+    quotes = replace(settings.quotes, **{k: v for k, v in choice.items() if k in rules})
+    return replace(settings, quotes=quotes, **{k: v for k, v in choice.items()
+                                               if k not in rules})
 
 
 def _first_gold_rank(hits: list[Any], gold: list[dict[str, Any]]) -> int | None:
@@ -330,11 +340,25 @@ class Lab:
                                      service.glossary)
         self.base = replace(base, ranker=None, use=_Memo(shared_use()))
         self._groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._kept: list[Any] = []
+        self._gold_hits: dict[tuple[Any, str], Any] = {}
+        self._inputs: dict[tuple[Any, str], tuple[list[Any], float]] = {}
+        self._records: dict[tuple[Any, ...], dict[str, Any]] = {}
 
-    def retriever(self, ranker: Any) -> Any:
+    def retriever(self, ranker: Any, choice: dict[str, Any] | None = None) -> Any:
+        """The retriever with `ranker` and the retrieval settings of `choice` (see
+        `RETRIEVAL_GRID`)."""
         from dataclasses import replace
 
-        return replace(self.base, ranker=ranker)
+        from civicbot.glossary import Glossary
+
+        change = {k: v for k, v in (choice or {}).items() if k in _RETRIEVER_FIELDS}
+        if not change:
+            return replace(self.base, ranker=ranker)
+        if not change.pop("glossary", True):
+            change["glossary"] = Glossary()
+        # Translations depend on the glossary: a fresh cache.
+        return replace(self.base, ranker=ranker, _translations={}, **change)
 
     def ranking_group(self, row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
         """The features of the fusion's best candidates for an answerable question, and
@@ -357,62 +381,163 @@ class Lab:
                   if (g := self.ranking_group(r)) is not None]
         return fit_ranker(groups)
 
-    def pipeline(self, ranker: Any, refusal_model: Any = None) -> Any:
-        return self.service.pipeline(use_model=False, retriever=self.retriever(ranker),
-                                     refusal_model=refusal_model)
+    def pipeline(self, ranker: Any, refusal_model: Any = None,
+                 choice: dict[str, Any] | None = None) -> Any:
+        """A quoting pipeline with `ranker`, `refusal_model` and the settings of `choice`
+        (see `GRID`)."""
+        choice = choice or {}
+        pipeline = self.service.pipeline(use_model=False,
+                                         retriever=self.retriever(ranker, choice),
+                                         refusal_model=refusal_model)
+        pipeline.settings = with_choice(pipeline.settings, {
+            k: v for k, v in choice.items() if k not in _RETRIEVER_FIELDS})
+        return pipeline
 
     def fit_refusal(self, rows: list[dict[str, Any]], ranker: Any, groups: list[int]) -> Any:
-        from civicbot.answer.pipeline import retrieval_query
         from civicbot.refusal import fit_refusal
 
         pipeline = self.pipeline(ranker)
         x = []
         for r in rows:
-            query = retrieval_query(r["question"], ())
-            x.append(pipeline.evidence(query, pipeline.retrieve(query)).values)
+            question = pipeline.question(r["question"])
+            x.append(pipeline.evidence(question, pipeline.retrieve(question)).values)
         return fit_refusal(np.vstack(x), np.array([bool(r["answerable"]) for r in rows]),
                            groups)
 
-    def threshold(self, rows: list[dict[str, Any]], ranker: Any) -> float:
+    def threshold(self, rows: list[dict[str, Any]], ranker: Any,
+                  choice: dict[str, Any] | None = None) -> float:
         """The coverage threshold of the fixed-threshold refusal, calibrated on `rows`."""
-        from civicbot.answer.pipeline import retrieval_query
-
-        pipeline = self.pipeline(ranker)
-        pairs = []
-        for r in rows:
-            query = retrieval_query(r["question"], ())
-            pairs.append((pipeline.confidence(query, pipeline.retrieve(query)),
-                          bool(r["answerable"])))
-        return calibrate(pairs)
+        choice = choice or {}
+        pipeline = self.pipeline(ranker, None, choice)
+        searched = self._searched(ranker, choice)
+        return calibrate([(self._decision_inputs(pipeline, searched, r["question"])[1],
+                           bool(r["answerable"])) for r in rows])
 
     def records(self, rows: list[dict[str, Any]], ranker: Any, refusal_model: Any,
-                threshold: float | None = None) -> list[dict[str, Any]]:
-        retriever = self.retriever(ranker)
-        pipeline = self.pipeline(ranker, refusal_model)
+                threshold: float | None = None,
+                choice: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The `record` of each of `rows`, answered (by quoting) with `ranker`, and either
+        `refusal_model` deciding or, given a `threshold`, the coverage threshold; `choice`
+        replaces settings of the answer (see `GRID`). Retrieval, the confidence and a
+        quoted answer are remembered across calls: the grid tries many settings and
+        thresholds on the same questions."""
+        choice = choice or {}
+        keep = (ranker, refusal_model)  # their ids key the memo: keep them alive
+        self._kept.append(keep)
+        pipeline = self.pipeline(ranker, refusal_model, choice)
         if threshold is not None:
             pipeline.settings.refusal_model = None
             pipeline.settings.refusal_threshold = threshold
+        variant = (id(ranker), id(refusal_model), tuple(sorted(choice.items())))
+        searched = self._searched(ranker, choice)
         out = []
         for r in rows:
-            hits = retriever.search(r["question"], 10) if r["answerable"] else None
-            out.append(record(r, hits, pipeline.ask(r["question"])))
+            question = r["question"]
+            ranking = (searched[:1] + searched[2:], question)
+            if ranking not in self._gold_hits:
+                self._gold_hits[ranking] = (
+                    pipeline.source.search(question, 10) if r["answerable"] else None)
+            hits, confidence = self._decision_inputs(pipeline, searched, question)
+            decision = pipeline.judge(pipeline.question(question), hits,
+                                      confidence if threshold is not None else None)
+            key = (variant, question, "answer" if decision.outcome == "answer" else threshold)
+            if key not in self._records:
+                self._records[key] = record(r, self._gold_hits[ranking],
+                                            pipeline.answer(decision))
+            out.append(dict(self._records[key]))
         return out
+
+    @staticmethod
+    def _searched(ranker: Any, choice: dict[str, Any]) -> tuple[Any, ...]:
+        """What retrieval depends on: the ranker, the neighbour setting of the answer and
+        the retrieval settings."""
+        return (id(ranker), choice.get("neighbours", True),
+                *sorted((k, v) for k, v in choice.items() if k in _RETRIEVER_FIELDS))
+
+    def _decision_inputs(self, pipeline: Any, searched: tuple[Any, ...],
+                         question: str) -> tuple[list[Any], float]:
+        """The passages retrieved for `question` and their coverage confidence, worked out
+        once per ranker and neighbour setting."""
+        key = (searched, question)
+        if key not in self._inputs:
+            asked = pipeline.question(question)
+            hits = pipeline.retrieve(asked)
+            self._inputs[key] = (hits, pipeline.confidence(asked, hits))
+        return self._inputs[key]
+
+
+# The quote and neighbour settings `eval cv --grid` chooses among, per fold on the fitting
+# folds (docs/answering.md, "Quote constants"): every combination of these values of
+# AnswerSettings (and of its QuoteRules). The first value of each is today's default, so on
+# a tie the default stays.
+GRID: dict[str, tuple[Any, ...]] = {
+    "quote_sources": (3, 1, 2),  # passages a question of no particular kind quotes from
+    "sentences": (3, 1, 2),  # sentences quoted at most
+    "other_passage": (0.7, 0.9),  # share of the best a sentence of another passage needs
+    "neighbours": (True, False),  # a typed question also reads the neighbouring passages
+    "typed_all": (True, False),  # ... and quotes from every passage, not the top few
+}
+
+
+# Retrieval constants chosen the same way (`eval cv --grid retrieval`), with the quote
+# settings at their defaults: the weight of a match through the question's translation, the
+# pull of a strong neighbouring passage, and the built-in glossary on or off.
+RETRIEVAL_GRID: dict[str, tuple[Any, ...]] = {
+    "translation_weight": (0.5, 0.25, 1.0),
+    "neighbour_weight": (0.3, 0.0, 0.5),
+    "glossary": (True, False),
+}
+_RETRIEVER_FIELDS = set(RETRIEVAL_GRID)
+
+
+def grid_choices(axes: dict[str, tuple[Any, ...]] = GRID) -> list[dict[str, Any]]:
+    """Every combination of `axes`, today's defaults first."""
+    names = list(axes)
+    return [dict(zip(names, values, strict=True))
+            for values in itertools.product(*(axes[n] for n in names))]
+
+
+def objective(summary: dict[str, Any]) -> float:
+    """What the grid maximises: the key-fact rate plus the share of citations on a gold
+    page (the two figures quoting moves; refusal is the threshold's)."""
+    return float(summary.get("key_fact_rate", 0.0)) + float(
+        summary.get("citation_accuracy", 0.0))
+
+
+def choose(lab: Lab, rows: list[dict[str, Any]], ranker: Any, model: Any,
+           choices: list[dict[str, Any]]) -> tuple[dict[str, Any], float | None]:
+    """The choice (and, without `model`, the coverage threshold calibrated with it) that
+    does best by `objective` on `rows`; the first on a tie."""
+    best: tuple[float, dict[str, Any], float | None] | None = None
+    for choice in choices:
+        threshold = None if model is not None else lab.threshold(rows, ranker, choice)
+        score = objective(summarise(lab.records(rows, ranker, model, threshold, choice)))
+        if best is None or score > best[0] + 1e-9:
+            best = (score, choice, threshold)
+    assert best is not None
+    return best[1], best[2]
 
 
 def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
                    refusal: bool = True, service: Any = None,
-                   details: Path | None = None) -> dict[str, Any]:
+                   details: Path | None = None,
+                   grid: dict[str, tuple[Any, ...]] | None = None) -> dict[str, Any]:
     """k-fold cross-validation grouped by document (see `folds`): for each fold, the learned
     models are fitted on the other folds' questions and the fold's questions are answered
     (by quoting) with them; the figures are those of all held-out answers pooled. Without
     `ranker`, the hand-set fusion ranks; without `refusal`, a coverage threshold calibrated
-    on the other folds decides (what civicbot did before the refusal classifier)."""
+    on the other folds decides (what civicbot did before the refusal classifier). With
+    `grid` (e.g. `GRID`), the settings it names are also chosen on the other folds (nested:
+    the held-out fold never takes part in the choice), "chosen" lists each fold's choice,
+    and "whole" the choice made on every question (the defaults to ship)."""
     from civicbot.service import Service
 
     rows = list(_jsonl(path))
     fold = folds(rows, k)
     lab = Lab(service or Service(cfg))
+    choices = grid_choices(grid) if grid else [{}]
     records: list[dict[str, Any]] = []
+    chosen = []
     for f in range(k):
         train = [r for r, g in zip(rows, fold, strict=True) if g != f]
         test = [r for r, g in zip(rows, fold, strict=True) if g == f]
@@ -421,12 +546,20 @@ def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
         fitted = lab.fit_ranker(train) if ranker else None
         groups = [g for g in fold if g != f]
         model = lab.fit_refusal(train, fitted, groups) if refusal else None
-        threshold = None if refusal else lab.threshold(train, fitted)
-        for rec in lab.records(test, fitted, model, threshold):
+        choice, threshold = choose(lab, train, fitted, model, choices)
+        chosen.append({"fold": f, **choice, "threshold": threshold})
+        for rec in lab.records(test, fitted, model, threshold, choice):
             rec["fold"] = f
             records.append(rec)
     _write_details(details, records)
-    return {**summarise(records), "groups": by_group(records)}
+    out: dict[str, Any] = {**summarise(records), "groups": by_group(records)}
+    if grid:
+        fitted = lab.fit_ranker(rows) if ranker else None
+        model = lab.fit_refusal(rows, fitted, fold) if refusal else None
+        choice, threshold = choose(lab, rows, fitted, model, choices)
+        out["chosen"] = chosen
+        out["whole"] = {**choice, "threshold": threshold}
+    return out
 
 
 def train(path: Path, cfg: Config, out: Path, service: Any = None, k: int = 5) -> list[Path]:

@@ -4,11 +4,14 @@ implement them; tests use small honest implementations."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from civicbot.model import Answer, DocInfo, Turn
+from civicbot.model import Answer, DocInfo, Hit, Turn
+
+if TYPE_CHECKING:
+    from civicbot.answer.question import Question
 
 
 class Embedder(Protocol):
@@ -73,4 +76,33 @@ class TwoStepAnswerer(Answerer, Protocol):
         self, answer: Answer, on_text: Callable[[str], None] | None = None
     ) -> Answer | None:
         """`answer` with the model's checked lead, or None when it adds nothing."""
+        ...
+
+
+class EvidenceSource(Protocol):
+    """What the answer pipeline reads the documents through: civicbot.retrieve.Retriever for
+    one snapshot of the index (tests use a fixed list of passages)."""
+
+    def search(self, query: str | Question, k: int = 10) -> list[Hit]:
+        """The `k` best passages for a question (or a plain query), best first."""
+        ...
+
+    def neighbours(self, hits: list[Hit]) -> list[Hit]:
+        """The passages next to `hits` that are not among them."""
+        ...
+
+    def coverage(self, question: str, hit: Hit) -> float:
+        """How much of `question` the passage of `hit` covers (0..1)."""
+        ...
+
+    def translations(self, question: str) -> dict[str, str]:
+        """`question` in each other language of the documents, word by word."""
+        ...
+
+    def titles(self) -> list[str]:
+        """The titles of all documents."""
+        ...
+
+    def link(self, hit: Hit, page: int) -> str:
+        """Where a citation of `hit` on `page` points."""
         ...

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from civicbot import lang, rank
-from civicbot.answer.extractive import asked
+from civicbot.answer.extractive import Asked, asked
+from civicbot.answer.question import Question
 from civicbot.config import RetrievalConfig
 from civicbot.glossary import Glossary, builtin
 from civicbot.index.crosslingual import shared_use, surface_words
 from civicbot.index.lexical import analyse
 from civicbot.index.store import Snapshot
-from civicbot.model import Hit
+from civicbot.model import DocInfo, Hit
 from civicbot.protocols import Embedder
 
 RERANK = rank.RERANK
@@ -69,7 +70,9 @@ class Ranking:
 @dataclass
 class Retriever:
     """Searches one snapshot. The cross-lingual signals are used when `crosslingual` is on
-    and the snapshot was built with them; otherwise ranking is BM25 plus the embedder."""
+    and the snapshot was built with them; otherwise ranking is BM25 plus the embedder.
+    It is the answer pipeline's evidence source (protocols.EvidenceSource) for that
+    snapshot: search, neighbours, coverage, translations, titles and links."""
 
     snapshot: Snapshot
     embedder: Embedder
@@ -80,6 +83,9 @@ class Retriever:
     crosslingual_weight_same: float = 0.3
     crosslingual_weight_other: float = 1.0
     neighbour_weight: float = 0.3
+    # How much a match of the question's word-by-word translation counts against a match of
+    # its own words (for a passage in another language).
+    translation_weight: float = TRANSLATION_WEIGHT
     use: Embedder | None = None  # the cross-lingual model; None: the shared USE
     glossary: Glossary = field(default_factory=builtin)
     # The learned ranker (civicbot/rank.py); None: the hand-set fusion alone.
@@ -98,8 +104,10 @@ class Retriever:
                    neighbour_weight=cfg.neighbour_weight,
                    glossary=glossary or builtin())
 
-    def search(self, query: str, k: int = 10, docs: set[str] | None = None) -> list[Hit]:
-        """The `k` best passages for `query`, optionally only from the documents `docs`."""
+    def search(self, query: str | Question, k: int = 10,
+               docs: set[str] | None = None) -> list[Hit]:
+        """The `k` best passages for `query` (a question value or a plain query), optionally
+        only from the documents `docs`."""
         ranking = self.rank(query, docs)
         if ranking is None:
             return []
@@ -110,18 +118,21 @@ class Retriever:
                     dense=float(ranking.dense[i]))
                 for i, s in zip(ranking.order[:k].tolist(), ranking.scores[:k], strict=True)]
 
-    def rank(self, query: str, docs: set[str] | None = None,
+    def rank(self, query: str | Question, docs: set[str] | None = None,
              features: bool = False) -> Ranking | None:
         """Every candidate passage for `query`, best first: the hand-set fusion picks and
         orders the candidates, and the learned ranker (when there is one) reorders the
         fusion's best `RERANK`; their features are worked out for it, or when `features`
-        (to train it). None when nothing can be ranked."""
+        (to train it). None when nothing can be ranked. A question value brings its
+        language and the kind of fact it asks; for a plain query they are worked out here."""
+        question = query if isinstance(query, Question) else None
+        query = question.query if question is not None else query
         chunks = self.snapshot.chunks
         if not chunks or not query.strip():
             return None
         n_chunks = len(chunks)
         languages = self._languages()
-        question_language = lang.detect(query)
+        question_language = question.language if question is not None else lang.detect(query)
         lexical = self.snapshot.lexical.scores(query)
         dense = (self.snapshot.dense.scores(self.embedder.embed([query])[0])
                  if self.dense_weight > 0 else np.zeros(n_chunks, np.float32))
@@ -150,7 +161,9 @@ class Retriever:
         fused = neighbour_boost(base, doc_ids, self.neighbour_weight)
         order = candidates[np.argsort(-fused[candidates], kind="stable")]
         top = order[:RERANK]
-        x = (self._features(query, question_language, top, base, fused, lexical, dense, cross)
+        what = question.asked if question is not None else asked(query)
+        x = (self._features(query, question_language, what, top, base, fused, lexical, dense,
+                            cross)
              if self.ranker is not None or features else np.zeros((len(top), 0)))
         scores = fused[order].astype(float)
         if self.ranker is not None and len(top) > 1:
@@ -165,7 +178,8 @@ class Retriever:
             top = top[reordered]
         return Ranking(order, scores, lexical, dense, top, x)
 
-    def _features(self, query: str, question_language: str, top: np.ndarray,
+    def _features(self, query: str, question_language: str, what: Asked | None,
+                  top: np.ndarray,
                   base: np.ndarray, fused: np.ndarray, lexical: np.ndarray,
                   dense: np.ndarray, cross: np.ndarray | None) -> np.ndarray:
         chunks = self.snapshot.chunks
@@ -185,22 +199,23 @@ class Retriever:
         doc_chunks = [infos[c.doc].chunks if c.doc in infos else 1 for c in picked]
         signals = {"fused": fused[top], "lexical": lexical[top], "dense": dense[top],
                    "cross": cross[top] if cross is not None else np.zeros(len(top))}
-        return rank.features(self.query_side(query, question_language), picked,
+        return rank.features(self.query_side(query, question_language, what), picked,
                              [texts[i] for i in top.tolist()], signals, neighbour,
                              doc_chunks)
 
-    def query_side(self, query: str, question_language: str) -> rank.Query:
+    def query_side(self, query: str, question_language: str,
+                   what: Asked | None) -> rank.Query:
         """The question's terms (with their idf) in each language of the corpus: its own in
         its language, its translation in the others."""
         terms = {}
         own = list(dict.fromkeys(analyse(query, question_language)))
         terms[question_language] = (own, self.snapshot.lexical.idf(own))
-        for language, translated in self.translations(query).items():
+        for language, translated in self.translations(query, question_language).items():
             words = list(dict.fromkeys(analyse(translated, language)))
             terms[language] = (words, self.snapshot.lexical.idf(words))
         return rank.Query(terms, frozenset(rank.ngrams(query)),
                           frozenset(rank.numbers(query)), frozenset(rank.names(query)),
-                          asked(query), question_language)
+                          what, question_language)
 
     # Per-snapshot caches: what features need of each passage is worked out once.
     def _cache(self) -> dict:  # type: ignore[type-arg]
@@ -254,16 +269,17 @@ class Retriever:
                 for language in self.snapshot.crosslingual.vocabulary:
                     self.snapshot.crosslingual.translate_words(words, language, use.embed)
 
-    def translations(self, query: str) -> dict[str, str]:
+    def translations(self, query: str, language: str | None = None) -> dict[str, str]:
         """The question translated into each other language of the corpus: the glossary's
         terms as the glossary gives them, the other words word by word through the
-        cross-lingual model's shared space; empty without that model."""
+        cross-lingual model's shared space; empty without that model. `language` is the
+        question's (detected when not given)."""
         index = self.snapshot.crosslingual
         if not self.crosslingual or index is None:
             return {}
         if query in self._translations:
             return self._translations[query]
-        question_language = lang.detect(query)
+        question_language = language or lang.detect(query)
         out = {}
         for language in index.vocabulary:
             if language == question_language:
@@ -285,11 +301,26 @@ class Retriever:
         word into their language, and the cross-lingual model's passage scores."""
         index = self.snapshot.crosslingual
         assert index is not None
-        for language, translated in self.translations(query).items():
-            glossed = TRANSLATION_WEIGHT * self.snapshot.lexical.scores(translated)
+        for language, translated in self.translations(query, question_language).items():
+            glossed = self.translation_weight * self.snapshot.lexical.scores(translated)
             lexical = np.where(languages == language, np.maximum(lexical, glossed), lexical)
         query_vector = (self.use or shared_use()).embed([query])[0]
         return lexical, index.passage_scores(query_vector)
+
+    def coverage(self, question: str, hit: Hit) -> float:
+        """`coverage` of the question, or of its translation for a passage in another
+        language (an English question answered by a Dutch passage), whichever is higher."""
+        own = coverage(question, hit, self.snapshot)
+        translated = self.translations(question).get(hit.chunk.language)
+        return max(own, coverage(translated, hit, self.snapshot)) if translated else own
+
+    def titles(self) -> list[str]:
+        """The titles of the snapshot's documents, sorted."""
+        return sorted({d.title for d in self.snapshot.docs.values()})
+
+    def link(self, hit: Hit, page: int | None = None) -> str:
+        """Where a citation of `hit` on `page` points (see `link`)."""
+        return link(self.snapshot.docs.get(hit.chunk.doc), hit, page)
 
 
 def coverage(question: str, hit: Hit, snapshot: Snapshot) -> float:
@@ -307,3 +338,12 @@ def coverage(question: str, hit: Hit, snapshot: Snapshot) -> float:
     if not total:
         return 0.0
     return sum(w for t, w in zip(terms, weights, strict=True) if t in have) / total
+
+
+def link(info: DocInfo | None, hit: Hit, page: int | None = None) -> str:
+    """A link to the cited page (by default the passage's first): the public source with
+    #page=N, or the file name."""
+    page = f"#page={page or hit.chunk.page_start}"
+    if info is not None and info.source.startswith(("http://", "https://")):
+        return info.source + page
+    return hit.chunk.doc + page

@@ -123,44 +123,23 @@ class Service:
         replace the default ones (evaluation uses them to try models fitted on other
         questions)."""
         from civicbot.answer.pipeline import AnswerPipeline, AnswerSettings
-        from civicbot.retrieve import coverage
+        from civicbot.refusal import packaged_refusal
 
         if retriever is None:
             retriever = Retriever.from_config(self.snapshot(), self.embedder,
                                               self.cfg.retrieval, self.glossary)
-        snapshot = retriever.snapshot
-        translations = functools.lru_cache(maxsize=8)(retriever.translations)
-
-        def cross_coverage(question: str, hit: Hit) -> float:
-            """Coverage of the question, or of its translation for a passage in the other
-            language (an English question answered by a Dutch passage)."""
-            own = coverage(question, hit, snapshot)
-            translated = translations(question).get(hit.chunk.language)
-            return max(own, coverage(translated, hit, snapshot)) if translated else own
-
+        settings = AnswerSettings(top_k=self.cfg.retrieval.top_k,
+                                  max_tokens=self.cfg.llm.max_tokens)
+        # A negative `[answer] refusal_threshold` keeps the calibrated one (AnswerSettings).
         threshold = self.cfg.answer.refusal_threshold
-        settings = AnswerSettings(
-            top_k=self.cfg.retrieval.top_k,
-            max_tokens=self.cfg.llm.max_tokens,
-            refusal_threshold=threshold if threshold >= 0 else CALIBRATED_THRESHOLD,
-        )
+        if threshold >= 0:
+            settings.refusal_threshold = threshold
         # The classifier decides when asked to (or when evaluation hands one in); otherwise
         # the threshold decides and the classifier only finds the partial answers.
-        from civicbot.refusal import packaged_refusal
-
         settings.refusal_model = refusal_model or packaged_refusal()
         settings.refusal_by_model = refusal_model is not None or (
             self.cfg.answer.refusal_classifier and threshold < 0)
-        return AnswerPipeline(
-            search=retriever.search,
-            coverage=cross_coverage,
-            generator=self.generator if use_model else None,
-            settings=settings,
-            titles=lambda: sorted({d.title for d in snapshot.docs.values()}),
-            link=lambda hit, page: link(snapshot.docs.get(hit.chunk.doc), hit, page),
-            translate=translations,
-            neighbours=retriever.neighbours,
-        )
+        return AnswerPipeline(retriever, self.generator if use_model else None, settings)
 
     def ask(self, question: str, history: Sequence[Turn] = (),
             on_text: Callable[[str], None] | None = None) -> Answer:
@@ -219,22 +198,9 @@ class Service:
 # Where `civicbot models` puts the embedded default model, relative to the config folder.
 MODELS_DIR = "models"
 
-# The refusal threshold on retrieval coverage, calibrated with `civicbot eval calibrate`
-# (docs/answering.md explains how and on what data).
-CALIBRATED_THRESHOLD = 0.317
-
 
 @functools.cache
 def _sha256_prefix(path: Path) -> str:
     from civicbot.models import file_sha256
 
     return file_sha256(path)[:12] if path.exists() else "missing"
-
-
-def link(info: DocInfo | None, hit: Hit, page: int | None = None) -> str:
-    """A link to the cited page (by default the passage's first): the public source with
-    #page=N, or the file name."""
-    page = f"#page={page or hit.chunk.page_start}"
-    if info is not None and info.source.startswith(("http://", "https://")):
-        return info.source + page
-    return hit.chunk.doc + page

@@ -175,3 +175,36 @@ class FakeLink:
 
     def inviter(self, room_id: str) -> str:
         return ""
+
+
+class FixedSource:
+    """An evidence source (civicbot.protocols.EvidenceSource) over a fixed list of passages:
+    every search finds them, best first; `coverage` is a fixed value or a function of
+    (question, hit); `neighbours` gives the passages next to the found ones (none by
+    default); a citation links to the document's page."""
+
+    def __init__(self, hits, coverage=0.9, titles=(), neighbours=None):  # type: ignore[no-untyped-def]
+        self.hits = list(hits)
+        self._coverage = coverage if callable(coverage) else (lambda q, h: coverage)
+        self._titles = list(titles)
+        self._neighbours = neighbours or (lambda hits: [])
+        self.searched: list[str] = []
+
+    def search(self, query, k=10):  # type: ignore[no-untyped-def]
+        self.searched.append(getattr(query, "query", query))
+        return self.hits[:k]
+
+    def neighbours(self, hits):  # type: ignore[no-untyped-def]
+        return self._neighbours(hits)
+
+    def coverage(self, question, hit):  # type: ignore[no-untyped-def]
+        return self._coverage(question, hit)
+
+    def translations(self, question):  # type: ignore[no-untyped-def]
+        return {}
+
+    def titles(self):  # type: ignore[no-untyped-def]
+        return self._titles
+
+    def link(self, hit, page):  # type: ignore[no-untyped-def]
+        return f"{hit.chunk.doc}#page={page}"

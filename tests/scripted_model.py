@@ -44,7 +44,7 @@ def true_sentences(service, question: str) -> list[str]:  # type: ignore[no-unty
     word: what an honest model would write."""
     pipeline = service.pipeline(use_model=False)
     pipeline.generator = Model("")
-    hits = pipeline.retrieve(question)
+    hits = pipeline.retrieve(pipeline.question(question))
     _, passages = pipeline.prompt(question, "nl", hits)
     found = [s.text for p in passages[:1] for s in sentences(p)
              if "Qredits" in s.text and len(s.text) > 40]

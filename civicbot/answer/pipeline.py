@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from civicbot import lang
 from civicbot.answer import grounding
 from civicbot.answer.extractive import (
+    RULES,
     Asked,
     Quote,
+    QuoteRules,
     asked,
     best_sentences,
     candidates,
@@ -29,34 +31,20 @@ from civicbot.answer.extractive import (
 )
 from civicbot.answer.messages import say
 from civicbot.answer.prompt import INSTRUCTION, build_messages, defuse
+from civicbot.answer.question import Question, retrieval_query
 from civicbot.answer.text import fact_present, facts, sentences
 from civicbot.errors import GenerationTimeout, ModelError
 from civicbot.model import Answer, Chunk, Citation, Hit, Turn
-from civicbot.protocols import Generator
-from civicbot.refusal import Evidence, RefusalModel, evidence
+from civicbot.protocols import EvidenceSource, Generator
+from civicbot.refusal import COVERAGE_THRESHOLD, Evidence, RefusalModel, evidence
 
 log = logging.getLogger(__name__)
-
-# A follow-up leans on the conversation: it is short, or refers back ("and when does that
-# start?", "en wat geldt daarvoor?").
-_FOLLOW_UP = re.compile(
-    r"^(and|but|also|what about|en|maar|ook|en wat|hoe zit het)\b|\b(that|this|it|they|those|"
-    r"these|dat|dit|die|deze|het|hij|zij|ze|daarvan|daarvoor|daarbij|hiervoor)\b", re.I)
 
 # The model says the sources do not answer the question.
 _MODEL_DECLINES = re.compile(
     r"(not (mentioned|stated|contain|included|provided|found)|no information|do(es)? not "
     r"(say|answer|mention|contain)|niet (vermeld|genoemd|beschreven|te vinden|in de bronnen)|"
     r"geen informatie|bevat(ten)? geen|staat (dit|het) niet)", re.I)
-
-
-def retrieval_query(question: str, history: Sequence[Turn]) -> str:
-    """The text to search with: a follow-up question is joined with the previous question,
-    so "and when does that start?" is searched together with what "that" is."""
-    earlier = [t.text for t in history if t.role == "user"]
-    if earlier and (len(lang.words(question)) <= 8 or _FOLLOW_UP.search(question)):
-        return f"{earlier[-1]}\n{question}"
-    return question
 
 
 def pages_label(hit: Hit) -> str:
@@ -66,11 +54,15 @@ def pages_label(hit: Hit) -> str:
     return f"pp. {c.page_start}-{c.page_end}"
 
 
+EVIDENCE_QUOTE_SOURCES = 3  # passages the refusal classifier's "quote" feature reads
+
+
 @dataclass
 class AnswerSettings:
     top_k: int = 6
     max_tokens: int = 200
-    refusal_threshold: float = 0.45  # used only without a refusal model
+    # On the coverage confidence; decides unless the refusal model does (`refusal_by_model`).
+    refusal_threshold: float = COVERAGE_THRESHOLD
     # The learned refusal classifier (civicbot/refusal.py; the service gives the packaged
     # one). With `refusal_by_model` it decides; without, the threshold above decides and the
     # classifier only tells a partial answer (the topic is covered, a detail asked is not)
@@ -78,7 +70,17 @@ class AnswerSettings:
     refusal_model: RefusalModel | None = None
     refusal_by_model: bool = True
     prompt_sources: int = 3  # passages the model reads (each cut to the relevant part)
+    # How quotes are chosen. Tried by `civicbot eval cv ../shared/eval/train.jsonl --folds 5
+    # --no-ranker --no-refusal --grid`: choosing these per fold (quote_sources 1 on most
+    # folds) lost key facts on the held-out folds for fewer citations gained, so today's
+    # values stay (docs/answering.md, "Quote constants").
     quote_sources: int = 3  # passages an extractive answer may quote
+    quotes: QuoteRules = RULES  # how many sentences, and how they are scored
+    # For a question after a number, amount, date or duration: add the passages next to the
+    # retrieved ones (`neighbours`), and let every passage compete for the quote (`typed_all`)
+    # instead of the top `quote_sources`.
+    neighbours: bool = True
+    typed_all: bool = True
     source_words: int = 110
     lead_sentences: int = 1  # the model writes at most this many sentences in front
     # Kinds of question (extractive.Asked.kind) answered by the quote alone when it holds
@@ -92,9 +94,7 @@ class Decision:
     coverage confidence, with a fixed threshold) and the outcome: "answer", "partial" or
     "refused"."""
 
-    question: str
-    query: str
-    language: str
+    question: Question
     hits: list[Hit]
     confidence: float
     outcome: str
@@ -102,67 +102,72 @@ class Decision:
 
 
 class AnswerPipeline:
-    """Answers questions over whatever `search` returns. `coverage` scores how well a hit
-    covers the question (0..1); `generator` may be None (then answers are extractive);
-    `link(hit, page)` is where a citation of `hit` on `page` points; `translate(question)`,
-    if given, gives the question word by word in the corpus's other languages, so quotes in
-    another language than the question's can be chosen by their words too."""
+    """Answers questions from what `source` (the retriever of one snapshot, see
+    protocols.EvidenceSource) finds; `generator` may be None (then answers are quoted).
+    Each question is worked out once into a `Question` (its language, what to search with,
+    the kind of fact asked) that every step reads."""
 
-    def __init__(self, search: Callable[[str, int], list[Hit]],
-                 coverage: Callable[[str, Hit], float], generator: Generator | None,
-                 settings: AnswerSettings, titles: Callable[[], list[str]],
-                 link: Callable[[Hit, int], str],
-                 translate: Callable[[str], dict[str, str]] | None = None,
-                 neighbours: Callable[[list[Hit]], list[Hit]] | None = None):
-        self.search = search
-        self.coverage = coverage
+    def __init__(self, source: EvidenceSource, generator: Generator | None,
+                 settings: AnswerSettings):
+        self.source = source
         self.generator = generator
         self.settings = settings
-        self.titles = titles
-        self.link = link
-        self.translate = translate
-        self.neighbours = neighbours
         # What a question asks for is needed to retrieve, to decide on refusal and to quote:
         # worked out once per question (it translates the thing counted in "how many X").
         self._asked = functools.lru_cache(maxsize=8)(self._what_is_asked)
 
+    def question(self, text: str, history: Sequence[Turn] = ()) -> Question:
+        """`text`, asked after `history`, as the answer path sees it."""
+        query = retrieval_query(text, history)
+        return Question(text, query, lang.detect(text), self._asked(query))
+
     def quick(self, question: str, history: Sequence[Turn] = ()) -> Answer:
         """The checked quoted answer or the refusal: retrieval and quoting, no model."""
         started = time.perf_counter()
-        decision = self.decide(question, history)
+        answer = self.answer(self.decide(question, history))
+        answer.seconds = time.perf_counter() - started
+        return answer
+
+    def answer(self, decision: Decision) -> Answer:
+        """The answer `decision` calls for: the quotes, a partial answer or a refusal."""
         if decision.outcome == "answer":
             # A follow-up is answered as the question it stands for ("and when does that
             # start?" together with what "that" was): for the prompt and for quoting.
-            answer = self._answer(decision.query, decision.language, decision.hits)
-            answer.question = question
+            answer = self._extractive(decision.question, decision.hits)
         else:
-            answer = self.declined(question, decision)
+            answer = self.declined(decision)
+        answer.question = decision.question.text
         answer.confidence = decision.confidence
-        answer.query = decision.query
-        answer.seconds = time.perf_counter() - started
+        answer.query = decision.question.query
         return answer
 
     def decide(self, question: str, history: Sequence[Turn] = ()) -> Decision:
         """Retrieve and decide, without the model, whether the documents answer the
         question ("answer"), cover its topic but not the detail asked ("partial"), or do not
         answer it ("refused")."""
-        language = lang.detect(question)
-        query = retrieval_query(question, history)
-        hits = self.retrieve(query)
+        asked = self.question(question, history)
+        return self.judge(asked, self.retrieve(asked))
+
+    def judge(self, question: Question, hits: list[Hit],
+              confidence: float | None = None) -> Decision:
+        """`decide` on passages already retrieved; `confidence`, when given, is
+        `self.confidence(question, hits)` worked out before (evaluation tries several
+        thresholds on one)."""
         model = self.settings.refusal_model
         if model is None or not self.settings.refusal_by_model:
             # A fixed threshold on the coverage (`[answer] refusal_threshold`).
-            confidence = self.confidence(query, hits)
+            if confidence is None:
+                confidence = self.confidence(question, hits)
             if confidence >= self.settings.refusal_threshold:
-                return Decision(question, query, language, hits, confidence, "answer", None)
+                return Decision(question, hits, confidence, "answer", None)
             if model is None:
-                return Decision(question, query, language, hits, confidence, "refused", None)
-            found = self.evidence(query, hits)
-            covered = (found.missing and self._topic_covered(query, hits, found)
+                return Decision(question, hits, confidence, "refused", None)
+            found = self.evidence(question, hits)
+            covered = (found.missing and self._topic_covered(question, hits, found)
                        and model.topic_probability(found.values) >= model.threshold)
-            return Decision(question, query, language, hits, confidence,
-                            "partial" if covered else "refused", found)
-        found = self.evidence(query, hits)
+            return Decision(question, hits, confidence, "partial" if covered else "refused",
+                            found)
+        found = self.evidence(question, hits)
         confidence = model.probability(found.values)
         log.debug("P(answered) %.3f (threshold %.3f)", confidence, model.threshold)
         # A number the question names (a year, a version, an amount) that no passage holds
@@ -175,29 +180,27 @@ class AnswerPipeline:
             outcome = "partial"
         else:
             outcome = "refused"
-        return Decision(question, query, language, hits, confidence, outcome, found)
+        return Decision(question, hits, confidence, outcome, found)
 
-    def _topic_covered(self, query: str, hits: list[Hit], found: Evidence) -> bool:
+    def _topic_covered(self, question: Question, hits: list[Hit], found: Evidence) -> bool:
         """Whether the passages cover the question once the specific asks they lack (a
         year, a name) are left out, by the same coverage and threshold that decide on an
         answer: "Tozo loans in 2047" is about Tozo loans, a parking permit in Amersfoort is
         not about anything the documents say."""
-        topic = query
+        topic = question.query
         for detail in (*found.missing_numbers, *found.missing_names):
             topic = re.sub(re.escape(detail), " ", topic, flags=re.I)
-        best = max((self.coverage(topic, h) for h in hits[:3]), default=0.0)
+        best = max((self.source.coverage(topic, h) for h in hits[:3]), default=0.0)
         return best >= self.settings.refusal_threshold
 
-    def declined(self, question: str, decision: Decision) -> Answer:
+    def declined(self, decision: Decision) -> Answer:
         """The answer for a question the documents do not answer: a partial answer that says
         what they do say and what they do not, else a refusal."""
         if decision.outcome == "partial" and decision.evidence is not None:
-            answer = self._partial(decision.query, decision.language, decision.hits,
-                                   decision.evidence)
+            answer = self._partial(decision.question, decision.hits, decision.evidence)
             if answer is not None:
-                answer.question = question
                 return answer
-        return self._refusal(question, decision.language, decision.hits)
+        return self._refusal(decision.question, decision.hits)
 
     def ask(self, question: str, history: Sequence[Turn] = (),
             on_text: Callable[[str], None] | None = None) -> Answer:
@@ -209,62 +212,65 @@ class AnswerPipeline:
         answer.seconds = time.perf_counter() - started
         return answer
 
-    def retrieve(self, query: str) -> list[Hit]:
+    def retrieve(self, question: Question) -> list[Hit]:
         """The passages an answer is drawn from: the best `top_k`, followed for a question
         after a number, date or duration by the passages next to them, because the sentence
         with the figure is often just over a passage boundary ("... bedragen niet meer dan
         5 % van ..." after the list the best passage holds)."""
-        hits = self.search(query, self.settings.top_k)
-        what = self._asked(query)
-        if self.neighbours is None or what is None or what.kind == "name":
+        hits = self.source.search(question, self.settings.top_k)
+        what = question.asked
+        if not self.settings.neighbours or what is None or what.kind == "name":
             return hits
-        return hits + self.neighbours(hits)
+        return hits + self.source.neighbours(hits)
 
-    def evidence(self, query: str, hits: list[Hit]) -> Evidence:
+    def evidence(self, question: Question, hits: list[Hit]) -> Evidence:
         """The evidence features the refusal classifier decides on (civicbot/refusal.py)."""
         searched = hits[: self.settings.top_k]
-        what = self._asked(query)
+        query, what = question.query, question.asked
         texts = [f"{h.title}\n{h.chunk.heading}\n{h.chunk.text}" for h in hits]
-        covers = [self.coverage(query, h) for h in searched[:3]]
+        covers = [self.source.coverage(query, h) for h in searched[:3]]
         typed = None
         kind_held = False
         if what is not None:
             kind_held = any(what.held_by(h.chunk.text) for h in hits)
             if what.kind != "name":
-                typed = max((self.coverage(query, h) for h in _typed_windows(hits, what)),
-                            default=0.0)
-        quoted = [h.chunk.text for h in searched[: self.settings.quote_sources]]
+                typed = max((self.source.coverage(query, h)
+                             for h in _typed_windows(hits, what)), default=0.0)
+        # The "quote" feature reads the passages (and scores sentences) as the packaged
+        # classifier was fitted on, whatever the quote settings.
+        quoted = [h.chunk.text for h in searched[:EVIDENCE_QUOTE_SOURCES]]
         quotes = candidates(query, quoted, also=self._translated(query), wanted=what)
         return evidence(query, texts, covers, typed, what.kind if what else None, kind_held,
                         [h.score for h in searched], [h.dense for h in searched],
                         [h.chunk.doc for h in searched],
                         max((q.score for q in quotes), default=0.0))
 
-    def confidence(self, query: str, hits: list[Hit]) -> float:
+    def confidence(self, question: Question, hits: list[Hit]) -> float:
         """How plausibly the passages answer (0..1), for a fixed refusal threshold: the best
         coverage of the question among the top three passages; no more than the best
         coverage by a sentence (with its neighbours) that holds the kind of fact asked for,
         when the question asks for a number, amount, date or duration (see
         docs/answering.md); and 0 when the question names a number (a year, a version, an
         amount) that no passage has."""
-        passage = max((self.coverage(query, h) for h in hits[:3]), default=0.0)
+        query, what = question.query, question.asked
+        passage = max((self.source.coverage(query, h) for h in hits[:3]), default=0.0)
         texts = [f"{h.title}\n{h.chunk.heading}\n{h.chunk.text}" for h in hits]
         if any(not any(fact_present(f, t) for t in texts) for f in facts(query)
                if any(ch.isdigit() for ch in f)):
             return 0.0
-        what = self._asked(query)
         # A name is too common in text to tell an answer from a mention.
         if what is None or what.kind == "name":
             return passage
-        return min(passage, max((self.coverage(query, h) for h in _typed_windows(hits, what)),
-                                default=0.0))
+        return min(passage, max((self.source.coverage(query, h)
+                                 for h in _typed_windows(hits, what)), default=0.0))
 
     # ---- the outcomes ---------------------------------------------------------------------
 
-    def _refusal(self, question: str, language: str, hits: list[Hit]) -> Answer:
+    def _refusal(self, question: Question, hits: list[Hit]) -> Answer:
         """Say so plainly, and say what the collection does hold: the documents closest to
         the question (what the citizen may have been looking for), else some titles."""
-        titles = self.titles()
+        language = question.language
+        titles = self.source.titles()
         nearest = list(dict.fromkeys(_short(h.title, 90) for h in hits))[:3]
         if nearest:
             more = say("nearest", language, count=str(max(len(titles), len(nearest))),
@@ -273,17 +279,17 @@ class AnswerPipeline:
             more = say("covers", language, titles="; ".join(_short(t, 90) for t in titles[:5]))
         else:
             more = say("empty", language)
-        return Answer(question, f"{say('refused', language)} {more}", "refused", language, [],
-                      hits)
+        return Answer(question.text, f"{say('refused', language)} {more}", "refused", language,
+                      [], hits)
 
-    def _partial(self, question: str, language: str, hits: list[Hit],
-                 found: Evidence) -> Answer | None:
+    def _partial(self, question: Question, hits: list[Hit], found: Evidence) -> Answer | None:
         """The documents cover the topic but not the detail asked: say what they do not
         name, and quote (and cite) what they do say, so the quote is never taken for the
         answer. None when there is nothing to quote."""
         quotes = self._quotes(question, hits)[:1]
         if not quotes:
             return None
+        language = question.language
         missing = [f"“{n}”" for n in found.missing_numbers]
         missing += [f"“{n}”" for n in found.missing_names]
         if found.missing_kind and not missing:
@@ -294,12 +300,8 @@ class AnswerPipeline:
         text += f"\n“{quotes[0].text}” [1]"
         if hit.chunk.language != language:
             text += " " + say("other_language", language)
-        return Answer(question, text, "partial", language,
+        return Answer(question.text, text, "partial", language,
                       [self._citation(1, hit, quotes)], hits)
-
-    def _answer(self, question: str, language: str, hits: list[Hit]) -> Answer:
-        """The answer `quick` gives when the documents answer: their own words, quoted."""
-        return self._extractive(question, language, hits)
 
     # ---- the model's lead ------------------------------------------------------------------
 
@@ -310,8 +312,7 @@ class AnswerPipeline:
         already holds the kind of fact asked for."""
         if self.generator is None or answer.mode != "extractive" or not answer.citations:
             return False
-        query = answer.query or answer.question
-        what = self._asked(query)
+        what = self._question_of(answer).asked
         if what is None or what.kind not in self.settings.skip_model_kinds:
             return True
         return not what.held_by(answer.text)
@@ -326,8 +327,9 @@ class AnswerPipeline:
         if not self.wants_model(answer):
             return None
         started = time.perf_counter()
-        query = answer.query or answer.question
-        quotes = self._quotes(query, answer.hits)
+        question = self._question_of(answer)
+        query = question.query
+        quotes = self._quotes(question, answer.hits)
         numbers = sorted({q.source for q in quotes})
         if len(numbers) != len(answer.citations):  # not the quotes `quick` gave: leave it
             return None
@@ -355,23 +357,26 @@ class AnswerPipeline:
         note = say("model_lead" if len(lead) == 1 else "model_leads", answer.language)
         return f"{text}\n{note}\n\n{answer.text}"
 
-    def _quotes(self, question: str, hits: list[Hit]) -> list[Quote]:
+    def _quotes(self, question: Question, hits: list[Hit]) -> list[Quote]:
         """The sentences an answer quotes. A question after a number, date or duration may
         be answered by a lower-ranked passage or a neighbour of one: few sentences hold the
         kind of fact asked for, so all passages compete (a neighbour ranks just below the
         passage it neighbours); otherwise only the top `quote_sources`."""
-        what = self._asked(question)
-        few = what is not None and what.kind != "name"
+        what = question.asked
+        few = what is not None and what.kind != "name" and self.settings.typed_all
         sources = hits if few else hits[: self.settings.quote_sources]
-        return [q for q in best_sentences(question, [h.chunk.text for h in sources],
-                                          also=self._translated(question), wanted=what,
-                                          ranks=_ranks(sources, self.settings.top_k))
+        return [q for q in best_sentences(question.query, [h.chunk.text for h in sources],
+                                          also=self._translated(question.query), wanted=what,
+                                          ranks=_ranks(sources, self.settings.top_k),
+                                          rules=self.settings.quotes)
                 if not INSTRUCTION.search(q.text)]
 
-    def _extractive(self, question: str, language: str, hits: list[Hit]) -> Answer:
+    def _extractive(self, question: Question, hits: list[Hit]) -> Answer:
+        """The answer when the documents answer: their own words, quoted."""
         quotes = self._quotes(question, hits)
         if not quotes:
-            return self._refusal(question, language, hits)
+            return self._refusal(question, hits)
+        language = question.language
         numbers = sorted({q.source for q in quotes})
         lines = [say("extractive", language)]  # the quotes, in document order
         for q in quotes:
@@ -380,15 +385,20 @@ class AnswerPipeline:
             lines[0] += " " + say("other_language", language)
         citations = [self._citation(i, hits[n - 1], [q for q in quotes if q.source == n])
                      for i, n in enumerate(numbers, 1)]
-        return Answer(question, "\n".join(lines), "extractive", language, citations, hits)
+        return Answer(question.text, "\n".join(lines), "extractive", language, citations, hits)
 
     # ---- pieces ----------------------------------------------------------------------------
 
-    def _what_is_asked(self, question: str) -> Asked | None:
-        return asked(question, self._translated if self.translate else None)
+    def _what_is_asked(self, query: str) -> Asked | None:
+        return asked(query, self._translated)
 
-    def _translated(self, question: str) -> str:
-        return " ".join(self.translate(question).values()) if self.translate else ""
+    def _translated(self, text: str) -> str:
+        return " ".join(self.source.translations(text).values())
+
+    def _question_of(self, answer: Answer) -> Question:
+        """The question `answer` (from `quick`) answered, as `question` gave it."""
+        query = answer.query or answer.question
+        return Question(answer.question, query, answer.language, self._asked(query))
 
     def prompt(self, question: str, language: str,
                hits: list[Hit]) -> tuple[list[dict[str, str]], list[str]]:
@@ -468,7 +478,7 @@ class AnswerPipeline:
         spans = [quote_pages(c, q.start, q.end) for q in quotes]
         first, last = min(p for p, _ in spans), max(p for _, p in spans)
         return Citation(number, c.doc, hit.title, first, last, _short(quotes[0].text),
-                        self.link(hit, first), c.ocr)
+                        self.source.link(hit, first), c.ocr)
 
 
 def _ranks(hits: list[Hit], searched: int) -> list[float]:

@@ -109,8 +109,7 @@ def test_fabricated_answer_is_rejected_and_the_sources_are_quoted(service):
     fabricated = ScriptedGenerator(
         "Gebruikers moeten vanaf 1 januari 2030 een FRIA uitvoeren bij de gemeente Zwolle [1]. "
         "De boete is 12 euro [2].")
-    pipeline = AnswerPipeline(base.search, base.coverage, fabricated, base.settings,
-                              base.titles, base.link)
+    pipeline = AnswerPipeline(base.source, fabricated, base.settings)
     answer = pipeline.ask("Vanaf welke datum moet een gebruiker van een hoog-risico "
                           "AI-systeem een FRIA doen?")
     assert fabricated.prompts, "the model was asked"

@@ -55,6 +55,39 @@ def test_cross_validation_on_a_small_labelled_set(corpus_index, tmp_path):
     assert set(result["groups"]) >= {"nl", "en"}
 
 
+def test_nested_choice_of_the_quote_settings_on_a_small_labelled_set(corpus_index, tmp_path):
+    """`eval cv --grid`: each fold chooses among the settings on the other folds only, and
+    the held-out answers are scored with that fold's choice."""
+    from civicbot import evaluate
+
+    path, rows = _slice(tmp_path, 18, 6)
+    cfg, service = _service(corpus_index)
+    grid = {"sentences": (3, 1), "neighbours": (True, False)}
+    result = evaluate.cross_validate(path, cfg, k=3, ranker=False, refusal=False,
+                                     service=service, grid=grid)
+    assert (result["n_answerable"], result["n_unanswerable"]) == (18, 6)
+    assert [c["fold"] for c in result["chosen"]] == [0, 1, 2]
+    for choice in [*result["chosen"], result["whole"]]:
+        assert choice["sentences"] in (3, 1) and choice["neighbours"] in (True, False)
+        assert 0.0 <= choice["threshold"] <= 1.0
+    # Each fold's choice is the one made on the other folds' questions alone, and the
+    # figures are those of each fold answered with its own choice.
+    lab = evaluate.Lab(service)
+    fold = evaluate.folds(rows, 3)
+    records = []
+    for chosen in result["chosen"]:
+        fitting = [r for r, f in zip(rows, fold, strict=True) if f != chosen["fold"]]
+        held_out = [r for r, f in zip(rows, fold, strict=True) if f == chosen["fold"]]
+        choice, threshold = evaluate.choose(lab, fitting, None, None,
+                                            evaluate.grid_choices(grid))
+        assert {**choice, "threshold": threshold} == {k: v for k, v in chosen.items()
+                                                      if k != "fold"}
+        records += lab.records(held_out, None, None, threshold, choice)
+    again = evaluate.summarise(records)
+    for key in ("hit_at_5", "key_fact_rate", "citation_accuracy", "refusal_accuracy"):
+        assert again[key] == result[key], key
+
+
 def test_the_model_files_are_rebuilt_bit_for_bit_by_their_command(corpus_index, tmp_path):
     from civicbot import evaluate
 

@@ -4,7 +4,7 @@ from civicbot.answer.pipeline import AnswerPipeline, AnswerSettings, retrieval_q
 from civicbot.answer.prompt import build_messages
 from civicbot.answer.text import facts, sentences
 from civicbot.model import Chunk, Hit, Turn
-from tests.fakes import ScriptedGenerator
+from tests.fakes import FixedSource, ScriptedGenerator
 
 FRIA = ("Vanaf 2 augustus 2026 moeten gebruiksverantwoordelijken van hoog-risico AI-systemen "
         "voorafgaand aan het gebruik een beoordeling van de gevolgen voor de grondrechten "
@@ -21,10 +21,9 @@ def _hit(text: str, doc: str = "faq.pdf", page: int = 16, language: str = "nl") 
 
 def _pipeline(reply: str | None, hits: list[Hit], coverage: float = 0.9) -> AnswerPipeline:
     return AnswerPipeline(
-        search=lambda q, k: hits, coverage=lambda q, h: coverage,
-        generator=ScriptedGenerator(reply) if reply is not None else None,
-        settings=AnswerSettings(refusal_threshold=0.5), titles=lambda: ["FAQ", "AI Act"],
-        link=lambda h, page: f"{h.chunk.doc}#page={page}")
+        FixedSource(hits, coverage, titles=["FAQ", "AI Act"]),
+        ScriptedGenerator(reply) if reply is not None else None,
+        AnswerSettings(refusal_threshold=0.5))
 
 
 def test_facts_and_sentences():
@@ -192,9 +191,8 @@ def test_question_naming_a_number_no_passage_has_is_refused():
 def test_question_asking_a_number_without_one_in_the_passages_is_refused():
     words = _hit("Gemeenten houden een register bij van hun algoritmes en publiceren het.")
     pipeline = AnswerPipeline(
-        search=lambda q, k: [words], coverage=lambda q, h: 0.9 if "2" in h.chunk.text else 0.8,
-        generator=None, settings=AnswerSettings(refusal_threshold=0.5), titles=lambda: [],
-        link=lambda h, page: h.chunk.doc)
+        FixedSource([words], lambda q, h: 0.9 if "2" in h.chunk.text else 0.8), None,
+        AnswerSettings(refusal_threshold=0.5))
     assert pipeline.ask("Hoeveel algoritmes staan in het register?").refused
     assert not pipeline.ask("Wie houdt het register van algoritmes bij?").refused
 
@@ -252,11 +250,9 @@ def test_a_figure_just_over_the_passage_boundary_is_found_in_the_neighbour():
                   "dan 5 % van de gemiddelde dagelijkse omzet.", "nl")
     elsewhere = _hit("Dwangsommen worden bekendgemaakt.", "other.pdf", 3)
     pipeline = AnswerPipeline(
-        search=lambda q, k: [Hit(first, "Omnibus", 2.0), elsewhere],
-        coverage=lambda q, h: 0.9, generator=None,
-        settings=AnswerSettings(refusal_threshold=0.5), titles=lambda: [],
-        link=lambda h, page: h.chunk.doc,
-        neighbours=lambda hits: [Hit(after, "Omnibus", 2.0)] if hits[0].chunk is first else [])
+        FixedSource([Hit(first, "Omnibus", 2.0), elsewhere], neighbours=lambda hits: (
+            [Hit(after, "Omnibus", 2.0)] if hits[0].chunk is first else [])),
+        None, AnswerSettings(refusal_threshold=0.5))
     answer = pipeline.ask("Hoe hoog mogen de dwangsommen van het AI-bureau zijn?")
     assert "5 %" in answer.text
     assert [(c.doc, c.page_start) for c in answer.citations] == [("omnibus.pdf", 82)]
@@ -332,3 +328,21 @@ def test_the_cli_prints_the_quotes_first_then_the_lead(capsys):
     assert final.mode == "generated"  # type: ignore[attr-defined]
     assert out.index("“Vanaf 2 augustus 2026") < out.index(reply) < out.index(
         say("model_lead", "nl"))
+
+
+def test_the_question_is_worked_out_once_and_handed_to_the_evidence_source():
+    from civicbot.answer.question import Question
+
+    source = FixedSource([_hit(FRIA)], titles=["FAQ"])
+    pipeline = AnswerPipeline(source, None, AnswerSettings(refusal_threshold=0.5))
+    history = [Turn("user", "Wat is een FRIA volgens de AI-verordening?"),
+               Turn("assistant", "…")]
+    question = pipeline.question("En vanaf welke datum moet dat?", history)
+    assert isinstance(question, Question)
+    assert question.query == ("Wat is een FRIA volgens de AI-verordening?\n"
+                              "En vanaf welke datum moet dat?")
+    assert question.language == "nl" and question.asked.kind == "date"
+    answer = pipeline.ask("En vanaf welke datum moet dat?", history)
+    # the follow-up was searched as the question it stands for, and quoted for it
+    assert source.searched == [question.query]
+    assert "2 augustus 2026" in answer.text and answer.query == question.query

@@ -11,6 +11,7 @@ import pytest
 
 from civicbot.answer.pipeline import AnswerPipeline, AnswerSettings
 from civicbot.model import Chunk, Hit
+from tests.fakes import FixedSource
 
 
 def _hit(text: str, page: int, doc: str = "beleid.pdf", language: str = "nl") -> Hit:
@@ -18,10 +19,8 @@ def _hit(text: str, page: int, doc: str = "beleid.pdf", language: str = "nl") ->
 
 
 def _answer(question: str, hits: list[Hit]):  # type: ignore[no-untyped-def]
-    pipeline = AnswerPipeline(
-        search=lambda q, k: hits, coverage=lambda q, h: 0.9, generator=None,
-        settings=AnswerSettings(refusal_threshold=0.5), titles=lambda: ["Beleid"],
-        link=lambda h, page: f"{h.chunk.doc}#page={page}")
+    pipeline = AnswerPipeline(FixedSource(hits, 0.9, titles=["Beleid"]), None,
+                              AnswerSettings(refusal_threshold=0.5))
     return pipeline.ask(question)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from civicbot import evaluate, rank, refusal
+from tests.fakes import FixedSource
 
 
 def _rows() -> list[dict]:
@@ -130,10 +131,8 @@ def test_a_covered_topic_without_the_asked_detail_gets_a_partial_answer():
     from civicbot.answer.pipeline import AnswerPipeline, AnswerSettings
 
     hits = [_hit(MOTION)]
-    pipeline = AnswerPipeline(
-        search=lambda q, k: hits, coverage=lambda q, h: 0.8, generator=None,
-        settings=AnswerSettings(refusal_model=_refusal_model()), titles=lambda: ["Motie"],
-        link=lambda h, page: f"{h.chunk.doc}#page={page}")
+    pipeline = AnswerPipeline(FixedSource(hits, 0.8, titles=["Motie"]), None,
+                              AnswerSettings(refusal_model=_refusal_model()))
     answer = pipeline.ask("Welke negatieve spaarrente rekenden de banken in 2019?")
     assert answer.mode == "partial" and answer.refused
     assert answer.text.startswith("De documenten beschrijven")
@@ -150,9 +149,20 @@ def test_a_question_about_another_topic_is_refused_not_partly_answered():
     from civicbot.answer.pipeline import AnswerPipeline, AnswerSettings
 
     hits = [_hit(MOTION)]
-    pipeline = AnswerPipeline(
-        search=lambda q, k: hits, coverage=lambda q, h: 0.2, generator=None,
-        settings=AnswerSettings(refusal_model=_refusal_model()), titles=lambda: ["Motie"],
-        link=lambda h, page: f"{h.chunk.doc}#page={page}")
+    pipeline = AnswerPipeline(FixedSource(hits, 0.2, titles=["Motie"]), None,
+                              AnswerSettings(refusal_model=_refusal_model()))
     answer = pipeline.ask("Hoeveel kost een paspoort in 2024?")
     assert answer.mode == "refused" and answer.citations == []
+
+
+def test_the_grid_starts_with_todays_defaults_and_sets_the_answer_settings():
+    from civicbot.answer.pipeline import AnswerSettings
+
+    choices = evaluate.grid_choices({"quote_sources": (3, 1), "sentences": (3, 2, 1)})
+    assert len(choices) == 6 and choices[0] == {"quote_sources": 3, "sentences": 3}
+    defaults = AnswerSettings()
+    assert evaluate.with_choice(defaults, evaluate.grid_choices()[0]) == defaults
+    chosen = evaluate.with_choice(defaults, {"quote_sources": 1, "sentences": 2,
+                                             "neighbours": False})
+    assert (chosen.quote_sources, chosen.quotes.sentences, chosen.neighbours) == (1, 2, False)
+    assert chosen.quotes.near_best == defaults.quotes.near_best
