@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from civicbot.answer.extractive import Asked
-from civicbot.index.lexical import analyse
-from civicbot.lang import fold
+from civicbot.lang import analyse, fold
 from civicbot.model import Chunk
 
 RERANK = 50  # candidates of the hand-set fusion the model reorders

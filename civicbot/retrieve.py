@@ -21,8 +21,8 @@ from civicbot.answer.extractive import asked
 from civicbot.config import RetrievalConfig
 from civicbot.glossary import Glossary, builtin
 from civicbot.index.crosslingual import shared_use, surface_words
-from civicbot.index.lexical import analyse
 from civicbot.index.store import Snapshot
+from civicbot.lang import analyse
 from civicbot.model import Hit
 from civicbot.protocols import Embedder
 
