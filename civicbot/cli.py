@@ -146,7 +146,7 @@ def cmd_ingest(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.service import Service
 
     service = Service(cfg)
-    folders = service.corpus_folders()
+    folders = list(cfg.paths.corpus)
     paths = args.paths or folders
     if not args.paths:
         for folder in folders:
@@ -355,24 +355,22 @@ def cmd_chat(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
 def cmd_models(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.models import default_embedding_path, ensure_default_llm
-    from civicbot.service import MODELS_DIR
 
     if getattr(args, "models_command", None) == "pull":
         return _models_pull(args, cfg)
     print(f"embedding model: {default_embedding_path()}")
     if cfg.llm.model_path:
-        path = cfg.resolve(cfg.llm.model_path)
+        path = cfg.paths.llm_model
         if not path.exists():
             raise CivicbotError(f"llm.model_path: {path} does not exist")
     else:
-        path = ensure_default_llm(cfg.resolve(MODELS_DIR))
+        path = ensure_default_llm(cfg.paths.models)
     print(f"language model: {path}")
     return 0
 
 
 def _models_pull(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.models import file_sha256, pull, use_model
-    from civicbot.service import MODELS_DIR
 
     bar = None
 
@@ -386,12 +384,12 @@ def _models_pull(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         bar.update(done - bar.n)
 
     try:
-        path = pull(args.url, cfg.resolve(MODELS_DIR), args.sha256, progress)
+        path = pull(args.url, cfg.paths.models, args.sha256, progress)
     finally:
         if bar is not None:
             bar.close()
     print(f"language model: {path} (sha256 {args.sha256.lower() or file_sha256(path)})")
-    setting = f"{MODELS_DIR}/{path.name}"
+    setting = f"{config_mod.MODELS_DIR}/{path.name}"
     if args.use:
         config_path = Path(args.config or "config.toml")
         use_model(config_path, setting)
@@ -423,7 +421,7 @@ def cmd_run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 def cmd_stats(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.matrix.feedback import feedback_stats
 
-    stats = feedback_stats(cfg.resolve(cfg.matrix.data_dir))
+    stats = feedback_stats(cfg.paths.data)
     print(f"answers with feedback: {stats.answers}\n👍 {stats.up}\n👎 {stats.down}\n"
           f"votes: {stats.total}")
     return 0
@@ -431,7 +429,9 @@ def cmd_stats(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
 def _adopt_starter_sources(cfg: config_mod.Config, service) -> config_mod.Config:  # type: ignore[no-untyped-def]
     """A first run with nothing to ask about: fetch the starter documents, and keep them as
-    the configured sources so the bot's schedule keeps them current."""
+    the configured sources so the bot's schedule keeps them current. Returns the config the
+    bot runs with; `service` keeps the one it was built with, as its corpus, curator and
+    models were built from it (the sources are no setting of the service)."""
     import dataclasses
 
     from civicbot.sync import Syncer, starter_sources
@@ -440,7 +440,6 @@ def _adopt_starter_sources(cfg: config_mod.Config, service) -> config_mod.Config
     if not starter:
         return cfg
     cfg = dataclasses.replace(cfg, sources=starter)
-    service.cfg = cfg
     print(f"No documents of your own yet: fetching {len(starter)} starter documents from "
           f"public sources ({cfg.sync.starter_sources}).", flush=True)
     reports, _ = Syncer(service.curator, cfg).fetch_sources()
@@ -459,7 +458,7 @@ def cmd_start(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.service import Service
 
     service = Service(cfg)
-    folders = service.corpus_folders()
+    folders = list(cfg.paths.corpus)
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     reports = service.curator.ingest(folders, by="folder", prune_folders=folders,
@@ -483,7 +482,7 @@ def cmd_start(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     local, bot_cfg = embedded.start(cfg)
     try:
         print(local.instructions(), flush=True)
-        service.cfg = bot_cfg
+        # Only the bot's login changes; the service, built from `cfg`, reads none of it.
         run(bot_cfg, service)
     finally:
         local.homeserver.stop()

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from civicbot.config import CorpusConfig, RetrievalConfig
 from civicbot.errors import DocumentError, IndexError_
 from civicbot.index.crosslingual import chunk_windows, shared_use
 from civicbot.index.store import IndexStore, cache_key, new_docinfo, passage_text
@@ -120,18 +121,21 @@ def expand(paths: Iterable[Path]) -> list[Path]:
 class Corpus:
     """Adds, replaces and removes documents in the index, incrementally and atomically."""
 
-    def __init__(self, store: IndexStore, embedder: Embedder, chunk_words: int = 180,
-                 overlap_words: int = 40, max_bytes: int | None = None,
-                 ocr: PageOcr | None = None, crosslingual: bool = True,
-                 use: Embedder | None = None):
+    def __init__(self, store: IndexStore, embedder: Embedder,
+                 retrieval: RetrievalConfig | None = None, limits: CorpusConfig | None = None,
+                 ocr: PageOcr | None = None, use: Embedder | None = None):
+        """`retrieval` gives the passage size and whether to build the cross-lingual index,
+        `limits` the largest file; both default to the config's defaults."""
+        retrieval = retrieval or RetrievalConfig()
+        limits = limits or CorpusConfig()
         self.store = store
         self.embedder = embedder
-        self.chunk_words = chunk_words
-        self.overlap_words = overlap_words
-        self.max_bytes = max_bytes
+        self.chunk_words = retrieval.chunk_words
+        self.overlap_words = retrieval.overlap_words
+        self.max_bytes = limits.max_file_mb * 1_000_000
         self.ocr = ocr
         # The cross-lingual model (docs/retrieval.md), or None to build indexes without it.
-        self.use: Embedder | None = (use or shared_use()) if crosslingual else None
+        self.use: Embedder | None = (use or shared_use()) if retrieval.crosslingual else None
 
     @property
     def crosslingual_model(self) -> str | None:

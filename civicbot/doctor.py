@@ -71,7 +71,7 @@ class Doctor:
 
     @functools.cached_property
     def embedded_accounts(self) -> dict[str, str] | None:
-        path = self.cfg.resolve(self.cfg.matrix.data_dir) / "embedded-accounts.json"
+        path = self.cfg.paths.data / "embedded-accounts.json"
         try:
             return dict(json.loads(path.read_text()))
         except (OSError, ValueError):
@@ -81,7 +81,7 @@ class Doctor:
     def homeserver_url(self) -> str:
         if not self.embedded:
             return self.cfg.matrix.homeserver.rstrip("/")
-        secrets = self.cfg.resolve(self.cfg.matrix.data_dir) / "homeserver" / "secrets.json"
+        secrets = self.cfg.paths.homeserver / "secrets.json"
         try:
             port = int(json.loads(secrets.read_text())["port"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -147,7 +147,7 @@ class Doctor:
     def store(self):  # type: ignore[no-untyped-def]
         from civicbot.index.store import IndexStore
 
-        return IndexStore(self.cfg.resolve(self.cfg.index.path).resolve())
+        return IndexStore(self.cfg.paths.index.resolve())
 
     @functools.cached_property
     def loaded(self):  # type: ignore[no-untyped-def]
@@ -162,12 +162,7 @@ class Doctor:
         return self.loaded[0]
 
     def model_path(self) -> Path:
-        from civicbot.models import DEFAULT_GGUF_NAME
-        from civicbot.service import MODELS_DIR
-
-        if self.cfg.llm.model_path:
-            return self.cfg.resolve(self.cfg.llm.model_path)
-        return self.cfg.resolve(MODELS_DIR) / DEFAULT_GGUF_NAME
+        return self.cfg.paths.llm_model
 
 
 class HttpProblem(Exception):
@@ -241,7 +236,7 @@ def check_homeserver(d: Doctor) -> Result:
                           "(Synapse) is not installed",
                           "install it with `CIVICBOT_EXTRAS=docker scripts/install.sh` (or "
                           "`.venv/bin/pip install matrix-synapse`), or set [matrix] homeserver")
-        data = d.cfg.resolve(d.cfg.matrix.data_dir).resolve()
+        data = d.cfg.paths.data.resolve()
         if d.embedded_accounts is None:
             return Result(True, "no [matrix] homeserver configured: `civicbot start` will "
                           f"start an embedded one and create its accounts under {data}")
@@ -270,7 +265,7 @@ def check_login(d: Doctor) -> Result | None:
     if d.embedded:
         return Result(False, f"the embedded homeserver refuses the bot's saved token ({problem})",
                       "stop civicbot, delete "
-                      f"{d.cfg.resolve(m.data_dir)} (the embedded homeserver's data) and run "
+                      f"{d.cfg.paths.data} (the embedded homeserver's data) and run "
                       "`civicbot start` again to create fresh accounts")
     if problem == "no credentials":
         return Result(False, "the bot has no credentials",
@@ -417,7 +412,7 @@ def check_index_matches_corpus(d: Doctor) -> Result | None:
     snap = d.snapshot
     if snap is None:
         return None
-    folders = [d.cfg.resolve(p).resolve() for p in d.cfg.corpus.paths]
+    folders = [p.resolve() for p in d.cfg.paths.corpus]
     missing = [f for f in folders if not f.is_dir()]
     if missing:
         return Result(False, f"corpus folder {missing[0]} does not exist",

@@ -32,7 +32,7 @@ class Service:
         self.cfg = cfg
         self.embedder = embedder or SentenceTransformerEmbedder(
             cfg.embedding.model, cfg.embedding.batch_size)
-        self.store = IndexStore(cfg.resolve(cfg.index.path))
+        self.store = IndexStore(cfg.paths.index)
         # Term translations for cross-lingual questions: built in, plus `[retrieval] glossary`,
         # read now so a broken file stops the start with a ConfigError, not the first question.
         self.glossary: Glossary = glossary.for_config(cfg)
@@ -41,14 +41,8 @@ class Service:
 
     @functools.cached_property
     def corpus(self) -> Corpus:
-        return Corpus(
-            self.store, self.embedder,
-            chunk_words=self.cfg.retrieval.chunk_words,
-            overlap_words=self.cfg.retrieval.overlap_words,
-            max_bytes=self.cfg.corpus.max_file_mb * 1_000_000,
-            crosslingual=self.cfg.retrieval.crosslingual,
-            ocr=self.ocr,
-        )
+        return Corpus(self.store, self.embedder, self.cfg.retrieval, self.cfg.corpus,
+                      ocr=self.ocr)
 
     @functools.cached_property
     def ocr(self):  # type: ignore[no-untyped-def]
@@ -57,16 +51,13 @@ class Service:
 
         return TesseractOcr.from_config(self.cfg.ocr) if self.cfg.ocr.enabled else None
 
-    def corpus_folders(self) -> list[Path]:
-        return [self.cfg.resolve(p) for p in self.cfg.corpus.paths]
-
     @functools.cached_property
     def curator(self):  # type: ignore[no-untyped-def]
         """The corpus with every change recorded in the audit log (civicbot/audit.py)."""
         from civicbot.audit import AUDIT_FILE, AuditLog, Curator
 
-        data = self.cfg.resolve(self.cfg.matrix.data_dir)
-        return Curator(self.corpus, AuditLog(data / AUDIT_FILE), self.corpus_folders(),
+        data = self.cfg.paths.data
+        return Curator(self.corpus, AuditLog(data / AUDIT_FILE), list(self.cfg.paths.corpus),
                        data / "attic")
 
     def snapshot(self) -> Snapshot:
@@ -108,14 +99,10 @@ class Service:
             return ServerPool.from_config(self.cfg.llm, os.environ)
         from civicbot.answer.llm import LlamaGenerator
 
-        return LlamaGenerator.from_config(self.cfg.llm, self.model_path())
+        return LlamaGenerator(self.model_path(), self.cfg.llm)
 
     def model_path(self) -> Path:
-        from civicbot.models import DEFAULT_GGUF_NAME
-
-        if self.cfg.llm.model_path:
-            return self.cfg.resolve(self.cfg.llm.model_path)
-        return self.cfg.resolve(MODELS_DIR) / DEFAULT_GGUF_NAME
+        return self.cfg.paths.llm_model
 
     def pipeline(self, use_model: bool = True, retriever: Retriever | None = None,
                  refusal_model=None):  # type: ignore[no-untyped-def]
@@ -205,9 +192,6 @@ class Service:
             "corpus_updated": self.snapshot().created or "never",
         }
 
-
-# Where `civicbot models` puts the embedded default model, relative to the config folder.
-MODELS_DIR = "models"
 
 # The refusal threshold on retrieval coverage, calibrated with `civicbot eval calibrate`
 # (docs/answering.md explains how and on what data).

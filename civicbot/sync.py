@@ -80,7 +80,7 @@ class Syncer:
     def __init__(self, curator: Curator, cfg: Config):
         self.curator = curator
         self.cfg = cfg
-        data = cfg.resolve(cfg.matrix.data_dir)
+        data = cfg.paths.data
         self.sources_dir = data / "sources"  # last good copy of each source
         self.state = SyncState(data / STATE_FILE)
 

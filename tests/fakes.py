@@ -7,7 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from civicbot.config import RetrievalConfig
 from civicbot.lang import words
+
+# A Corpus built with this indexes without the cross-lingual USE model (fast unit tests).
+NO_CROSSLINGUAL = RetrievalConfig(crosslingual=False)
 
 
 class HashingEmbedder:

@@ -132,7 +132,7 @@ class Bot:
     def __init__(self, cfg: Config, answerer: Answerer):
         self.cfg = cfg
         self.answerer = answerer
-        self.data_dir: Path = cfg.resolve(cfg.matrix.data_dir)
+        self.data_dir: Path = cfg.paths.data
         self.state = BotState.load(self.data_dir)
         if not cfg.matrix.homeserver:
             raise MatrixError("matrix.homeserver: not set (e.g. https://matrix.example.org)")

@@ -290,7 +290,7 @@ def encryption_state(cfg: Any, homeserver: str = "", token: str = "",
     homeserver, token = homeserver or m.homeserver, token or m.access_token
     if not m.encryption:
         return EncryptionState(False, None, False, "", "", None, "")
-    data_dir = cfg.resolve(m.data_dir)
+    data_dir = cfg.paths.data
     try:
         state = json.loads((data_dir / "state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

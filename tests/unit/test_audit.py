@@ -12,7 +12,7 @@ from civicbot.audit import AuditLog, AuditRecord, Curator, RemovalRefused, recor
 from civicbot.cli import main
 from civicbot.corpus import Corpus, IngestReport
 from civicbot.index.store import IndexStore
-from tests.fakes import HashingEmbedder
+from tests.fakes import NO_CROSSLINGUAL, HashingEmbedder
 
 TEXT = ("De gemeente verleent subsidie voor het isoleren van woningen. Een aanvraag wordt "
         "binnen acht weken beoordeeld door het college van burgemeester en wethouders. ") * 8
@@ -21,7 +21,7 @@ TEXT = ("De gemeente verleent subsidie voor het isoleren van woningen. Een aanvr
 def make(tmp_path):
     folder = tmp_path / "corpus"
     folder.mkdir()
-    corpus = Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), crosslingual=False)
+    corpus = Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), NO_CROSSLINGUAL)
     log = AuditLog(tmp_path / "data" / "audit.jsonl")
     return folder, Curator(corpus, log, [folder], tmp_path / "data" / "attic")
 
