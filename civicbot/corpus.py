@@ -143,7 +143,8 @@ class Corpus:
         return self.use.name if self.use is not None else None
 
     def documents(self) -> dict[str, DocInfo]:
-        return self.store.load(self.embedder.name).docs
+        """The documents in the index (its manifest only: cheap enough for every sync round)."""
+        return self.store.documents(self.embedder.name)
 
     def ingest(
         self,

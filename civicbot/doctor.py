@@ -37,9 +37,11 @@ from typing import Any, NamedTuple
 from civicbot import config as config_mod
 from civicbot.config import Config
 from civicbot.errors import CivicbotError, ConfigError
-from civicbot.web import open_authorized
+from civicbot.web import HttpProblem, http_json
 
 _HTTP_TIMEOUT_S = 10.0
+# The doctor waits less for a homeserver than the bot does: it reports, it does not serve.
+_http = functools.partial(http_json, timeout=_HTTP_TIMEOUT_S)
 _MB = 1_000_000
 # Besides the language model itself: Python, torch, the two embedding models, the index and
 # Synapse when embedded (measured: about 0.9 GB resident for the default setup).
@@ -94,7 +96,7 @@ class Doctor:
         if not self.homeserver_url:
             return None, "no address"
         try:
-            return http_json("GET", self.homeserver_url + "/_matrix/client/versions")[1], ""
+            return _http("GET", self.homeserver_url + "/_matrix/client/versions")[1], ""
         except HttpProblem as exc:
             return None, str(exc)
 
@@ -112,7 +114,7 @@ class Doctor:
             token, user = m.access_token, m.user_id
         elif m.user_id and m.password:
             try:
-                _, reply = http_json("POST", self.homeserver_url + "/_matrix/client/v3/login", {
+                _, reply = _http("POST", self.homeserver_url + "/_matrix/client/v3/login", {
                     "type": "m.login.password", "password": m.password,
                     "identifier": {"type": "m.id.user", "user": m.user_id},
                     "initial_device_display_name": "civicbot doctor (logged out at once)"})
@@ -123,8 +125,8 @@ class Doctor:
         else:
             return "", "no credentials"
         try:
-            _, who = http_json("GET", self.homeserver_url + "/_matrix/client/v3/account/whoami",
-                               token=token)
+            _, who = _http("GET", self.homeserver_url + "/_matrix/client/v3/account/whoami",
+                           token=token)
         except HttpProblem as exc:
             return "", f"token refused: {exc}"
         if user and who.get("user_id") != user:
@@ -136,8 +138,8 @@ class Doctor:
         """Log out the device a password check made, so none is left behind."""
         if self._login_token:
             try:
-                http_json("POST", self.homeserver_url + "/_matrix/client/v3/logout", {},
-                          token=self._login_token)
+                _http("POST", self.homeserver_url + "/_matrix/client/v3/logout", {},
+                      token=self._login_token)
             except HttpProblem:
                 pass
 
@@ -163,38 +165,6 @@ class Doctor:
 
     def model_path(self) -> Path:
         return self.cfg.paths.llm_model
-
-
-class HttpProblem(Exception):
-    """An HTTP request failed: unreachable, or an error status (`status`, Matrix `errcode`)."""
-
-    def __init__(self, message: str, status: int = 0, errcode: str = ""):
-        super().__init__(message)
-        self.status, self.errcode = status, errcode
-
-
-def http_json(method: str, url: str, body: dict[str, Any] | None = None,
-              token: str = "") -> tuple[int, dict[str, Any]]:
-    """A JSON request with the standard library (the doctor needs no event loop)."""
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with open_authorized(req, timeout=_HTTP_TIMEOUT_S) as resp:
-            return resp.status, dict(json.loads(resp.read() or b"{}"))
-    except urllib.error.HTTPError as exc:
-        try:
-            err = json.loads(exc.read() or b"{}")
-        except ValueError:
-            err = {}
-        code = str(err.get("errcode", ""))
-        raise HttpProblem(f"HTTP {exc.code} {code} {err.get('error', '')}".strip(),
-                          exc.code, code) from exc
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise HttpProblem(f"unreachable ({reason})") from exc
 
 
 def _size(n: float) -> str:
@@ -286,8 +256,8 @@ def check_rooms(d: Doctor) -> Result | None:
     if not token:
         return None
     try:
-        _, joined = http_json("GET", d.homeserver_url + "/_matrix/client/v3/joined_rooms",
-                              token=token)
+        _, joined = _http("GET", d.homeserver_url + "/_matrix/client/v3/joined_rooms",
+                          token=token)
     except HttpProblem as exc:
         return Result(False, f"cannot list the bot's rooms ({exc})",
                       "check the homeserver's log; the bot's account may be deactivated")

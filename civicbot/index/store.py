@@ -37,6 +37,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -168,7 +169,35 @@ class IndexStore:
         gen = self.current_generation()
         if gen is None:
             return self.empty(embedding_model or "")
-        manifest = json.loads((gen / "manifest.json").read_text())
+        manifest = self._manifest(gen, embedding_model, crosslingual_model)
+        docs = {d["name"]: _info_from_json(d) for d in manifest["docs"]}
+        with (gen / "chunks.jsonl").open(encoding="utf-8") as fh:
+            chunks = [Chunk(**json.loads(line)) for line in fh]
+        return Snapshot(
+            path=gen,
+            embedding_model=manifest["embedding_model"],
+            docs=docs,
+            chunks=chunks,
+            dense=DenseIndex.load(gen / "dense.faiss"),
+            lexical=LexicalIndex.load(gen / "lexical", len(chunks)),
+            created=manifest["created"],
+            crosslingual=(CrossLingualIndex.load(gen / "crosslingual", len(chunks))
+                          if manifest.get("crosslingual_model") else None),
+        )
+
+    def documents(self, embedding_model: str | None = None) -> dict[str, DocInfo]:
+        """The documents of the serving generation, read from its manifest alone (no
+        passages, no vectors), with the same checks as `load`."""
+        gen = self.current_generation()
+        if gen is None:
+            return {}
+        manifest = self._manifest(gen, embedding_model)
+        return {d["name"]: _info_from_json(d) for d in manifest["docs"]}
+
+    def _manifest(self, gen: Path, embedding_model: str | None = None,
+                  crosslingual_model: str | None = None) -> dict[str, Any]:
+        """The manifest of `gen`, refused when this civicbot cannot serve it as asked."""
+        manifest: dict[str, Any] = json.loads((gen / "manifest.json").read_text())
         if manifest.get("format") != FORMAT:
             raise IndexError_(
                 f"the index at {self.root} has format {manifest.get('format')}, this civicbot "
@@ -191,20 +220,7 @@ class IndexStore:
                 "ingest --rebuild` (or run `civicbot ingest`, which adds what is missing), or "
                 "set [retrieval] crosslingual = false"
             )
-        docs = {d["name"]: _info_from_json(d) for d in manifest["docs"]}
-        with (gen / "chunks.jsonl").open(encoding="utf-8") as fh:
-            chunks = [Chunk(**json.loads(line)) for line in fh]
-        return Snapshot(
-            path=gen,
-            embedding_model=built_with,
-            docs=docs,
-            chunks=chunks,
-            dense=DenseIndex.load(gen / "dense.faiss"),
-            lexical=LexicalIndex.load(gen / "lexical", len(chunks)),
-            created=manifest["created"],
-            crosslingual=(CrossLingualIndex.load(gen / "crosslingual", len(chunks))
-                          if crosslingual else None),
-        )
+        return manifest
 
     def built_with(self) -> dict[str, str | None]:
         """The models the serving generation was built with ({} when there is none)."""

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 from civicbot import web
-from civicbot.doctor import http_json
 from civicbot.sources import SourceFailed, fetch
-from civicbot.web import Reach, Refused, is_public
+from civicbot.web import Reach, Refused, http_json, is_public
 
 
 @dataclass
