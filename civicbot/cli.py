@@ -335,7 +335,7 @@ def _answer_in_two_steps(service, question: str, history: list) -> object:  # ty
 
 
 def cmd_chat(args: argparse.Namespace, cfg: config_mod.Config) -> int:
-    from civicbot.model import Turn
+    from civicbot.records import Turn
     from civicbot.service import Service
 
     service = Service(cfg)

@@ -1,4 +1,6 @@
-"""Documents in, documents out: the one place that changes what civicbot knows."""
+"""Documents in, documents out: reading, chunking and embedding files into a new index
+generation. Changes go through `civicbot.curator.Curator`, which records each in the audit
+log; this module does the work and keeps no record."""
 
 from __future__ import annotations
 
@@ -9,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from civicbot.config import CorpusConfig, RetrievalConfig
-from civicbot.errors import DocumentError, IndexError_
+from civicbot.errors import DocumentError, IndexUnusable
 from civicbot.index.crosslingual import chunk_windows, shared_use
 from civicbot.index.store import IndexStore, cache_key, new_docinfo, passage_text
 from civicbot.ingest import chunk_document, file_sha256, read_document, supported
 from civicbot.ingest.reader import OCR_INSTALL_HINT, PageOcr
-from civicbot.model import Chunk, DocInfo, Document, PageIssue
 from civicbot.protocols import Embedder
+from civicbot.records import Chunk, DocInfo, Document, PageIssue
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +214,7 @@ class Corpus:
             return info
         path = Path(info.source) / info.name
         if not path.is_file() or file_sha256(path) != info.sha256:
-            raise IndexError_(
+            raise IndexUnusable(
                 f"{info.name}: this civicbot prepares passages differently from the one that "
                 f"indexed it, and the original file is no longer at {path}; put it back, or "
                 "run `civicbot ingest --rebuild` with the corpus folders")

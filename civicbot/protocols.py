@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from civicbot.model import Answer, DocInfo, Turn
+from civicbot.records import Answer, DocInfo, Turn
 
 
 class Embedder(Protocol):

@@ -24,7 +24,7 @@ import numpy as np
 
 from civicbot.answer.extractive import Asked
 from civicbot.lang import analyse, fold
-from civicbot.model import Chunk
+from civicbot.records import Chunk
 
 RERANK = 50  # candidates of the hand-set fusion the model reorders
 # Whether serving ranks with the learned model. Off: it raised hit@5 on held-out documents of

@@ -23,8 +23,8 @@ from civicbot.glossary import Glossary, builtin
 from civicbot.index.crosslingual import shared_use, surface_words
 from civicbot.index.store import Snapshot
 from civicbot.lang import analyse
-from civicbot.model import Hit
 from civicbot.protocols import Embedder
+from civicbot.records import Hit
 
 RERANK = rank.RERANK
 CANDIDATES = 100  # per signal; the union is fused

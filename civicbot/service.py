@@ -16,8 +16,8 @@ from civicbot.corpus import Corpus
 from civicbot.glossary import Glossary
 from civicbot.index.embed import SentenceTransformerEmbedder
 from civicbot.index.store import IndexStore, Snapshot
-from civicbot.model import Answer, DocInfo, Hit, Turn
 from civicbot.protocols import Embedder
+from civicbot.records import Answer, DocInfo, Hit, Turn
 from civicbot.retrieve import Retriever
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ class Service:
     @functools.cached_property
     def curator(self):  # type: ignore[no-untyped-def]
         """The corpus with every change recorded in the audit log (civicbot/audit.py)."""
-        from civicbot.audit import AUDIT_FILE, AuditLog, Curator
+        from civicbot.audit import AUDIT_FILE, AuditLog
+        from civicbot.curator import Curator
 
         data = self.cfg.paths.data
         return Curator(self.corpus, AuditLog(data / AUDIT_FILE), list(self.cfg.paths.corpus),

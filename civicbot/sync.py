@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from civicbot import metrics
-from civicbot.audit import Curator, records_for
+from civicbot.audit import records_for
 from civicbot.config import Config, SourceConfig, build, parse_duration
 from civicbot.corpus import IngestReport, expand
+from civicbot.curator import Curator
 from civicbot.errors import ConfigError
 from civicbot.ingest import file_sha256
-from civicbot.model import DocInfo
+from civicbot.records import DocInfo
 from civicbot.sources import SourceFailed, SyncState, fetch, name_from_url, safe_file_name
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ from civicbot.answer.messages import say
 from civicbot.answer.prompt import INSTRUCTION, build_messages, defuse
 from civicbot.answer.text import fact_present, facts, sentences
 from civicbot.errors import GenerationTimeout, ModelError
-from civicbot.model import Answer, Chunk, Citation, Hit, Turn
 from civicbot.protocols import Generator
+from civicbot.records import Answer, Chunk, Citation, Hit, Turn
 from civicbot.refusal import Evidence, RefusalModel, evidence
 
 log = logging.getLogger(__name__)

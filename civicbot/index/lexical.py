@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from civicbot.errors import IndexError_
+from civicbot.errors import IndexUnusable
 from civicbot.lang import analyse, analyse_query
 
 K1, B, DELTA = 0.9, 0.4, 0.5
@@ -84,6 +84,6 @@ class LexicalIndex:
         vocab = json.loads((folder / "vocab.json").read_text())
         index = cls(weights, vocab, np.load(folder / "df.npy"))
         if index.size != size:
-            raise IndexError_(
+            raise IndexUnusable(
                 f"{folder} does not match its passages; run `civicbot ingest --rebuild`")
         return index

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from civicbot.errors import IndexError_, ModelMismatch
+from civicbot.errors import IndexUnusable, ModelMismatch
 from civicbot.index.crosslingual import (
     WINDOWING,
     CrossLingualIndex,
@@ -49,8 +49,8 @@ from civicbot.index.crosslingual import (
 )
 from civicbot.index.dense import DenseIndex
 from civicbot.index.lexical import LexicalIndex
-from civicbot.model import Chunk, DocInfo, PageIssue
 from civicbot.protocols import Embedder
+from civicbot.records import Chunk, DocInfo, PageIssue
 
 FORMAT = 1
 # Bump when chunking or titles change (a passage's vector embeds its document's title), so
@@ -153,7 +153,7 @@ class IndexStore:
         name = pointer.read_text().strip()
         path = self.root / name
         if not _GEN.match(name) or not (path / "manifest.json").exists():
-            raise IndexError_(
+            raise IndexUnusable(
                 f"the index at {self.root} points at a missing generation {name!r}; "
                 "run `civicbot ingest --rebuild` to build it again"
             )
@@ -199,7 +199,7 @@ class IndexStore:
         """The manifest of `gen`, refused when this civicbot cannot serve it as asked."""
         manifest: dict[str, Any] = json.loads((gen / "manifest.json").read_text())
         if manifest.get("format") != FORMAT:
-            raise IndexError_(
+            raise IndexUnusable(
                 f"the index at {self.root} has format {manifest.get('format')}, this civicbot "
                 f"reads format {FORMAT}; run `civicbot ingest --rebuild`"
             )
@@ -316,11 +316,11 @@ class IndexStore:
             cached = self.cached_chunks(key)
             vecs = self.cached_vectors(key, embedder.name)
             if cached is None or vecs is None or len(vecs) != len(cached):
-                raise IndexError_(f"{info.name}: cached passages are missing; ingest it again")
+                raise IndexUnusable(f"{info.name}: cached passages are missing; ingest it again")
             if crosslingual is not None:
                 wins = self.cached_windows(key, crosslingual.name)
                 if wins is None:
-                    raise IndexError_(f"{info.name}: cached cross-lingual vectors are missing; "
+                    raise IndexUnusable(f"{info.name}: cached cross-lingual vectors are missing; "
                                       "ingest it again")
                 window_vectors.append(wins[0])
                 window_owner.append(wins[1] + len(chunks))
@@ -385,7 +385,7 @@ class IndexStore:
             if gen is None or not (gen / "crosslingual").is_dir():
                 return {}
             index = CrossLingualIndex.load(gen / "crosslingual", _passages(gen))
-        except (OSError, ValueError, KeyError, IndexError_):
+        except (OSError, ValueError, KeyError, IndexUnusable):
             return {}  # only a cache: a damaged old generation costs some embedding, no more
         if index.model != model:
             return {}

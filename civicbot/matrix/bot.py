@@ -55,8 +55,8 @@ from civicbot.matrix.render import (
 )
 from civicbot.matrix.state import BotState
 from civicbot.matrix.texts import DEFAULT_LANGUAGE, guess_language, t
-from civicbot.model import Answer, Turn
 from civicbot.protocols import Answerer
+from civicbot.records import Answer, Turn
 
 log = logging.getLogger(__name__)
 

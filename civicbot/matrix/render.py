@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from civicbot.matrix.texts import t
-from civicbot.model import Answer, Citation
+from civicbot.records import Answer, Citation
 
 QUOTE_CHARS = 300
 # Matrix events are limited to 64 KiB; answers are far shorter, but a runaway model must

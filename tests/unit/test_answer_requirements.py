@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from civicbot.answer.pipeline import AnswerPipeline, AnswerSettings
-from civicbot.model import Chunk, Hit
+from civicbot.records import Chunk, Hit
 
 
 def _hit(text: str, page: int, doc: str = "beleid.pdf", language: str = "nl") -> Hit:

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from civicbot.audit import AuditLog, Curator
+from civicbot.audit import AuditLog
 from civicbot.corpus import Corpus
+from civicbot.curator import Curator
 from civicbot.errors import CorruptDocument
 from civicbot.index.store import IndexStore
 from civicbot.ingest.isolate import Worker, WorkerLimit, parse

@@ -301,7 +301,7 @@ def test_reports_and_reading_again_when_tesseract_arrives(tmp_path):
 
 def test_cli_answers_mark_citations_from_scans(capsys):
     from civicbot.cli import _answer_json, _print_answer
-    from civicbot.model import Answer, Citation
+    from civicbot.records import Answer, Citation
 
     scan = Citation(1, "besluit.pdf", "Besluit", 3, 3, "citaat", "", ocr=True)
     text = Citation(2, "nota.pdf", "Nota", 1, 1, "citaat", "")

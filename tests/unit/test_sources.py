@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from civicbot import config
-from civicbot.audit import AuditLog, Curator
+from civicbot.audit import AuditLog
 from civicbot.corpus import Corpus
+from civicbot.curator import Curator
 from civicbot.index.store import IndexStore
 from civicbot.sources import SourceFailed, fetch, name_from_url, safe_file_name
 from civicbot.sync import Syncer

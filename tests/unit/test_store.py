@@ -3,7 +3,7 @@
 import pytest
 
 from civicbot.corpus import Corpus
-from civicbot.errors import IndexError_, ModelMismatch
+from civicbot.errors import IndexUnusable, ModelMismatch
 from civicbot.index.store import IndexStore
 from civicbot.retrieve import Retriever
 from tests.fakes import NO_CROSSLINGUAL, HashingEmbedder
@@ -158,6 +158,6 @@ def test_an_upgraded_chunker_re_reads_documents_it_needs(tmp_path, docs, monkeyp
     monkeypatch.setattr("civicbot.index.store.CHUNKER_VERSION", "c-later")
     (docs / "huur.md").unlink()
     _write(docs, "newer.md", "Nog een document, nu over straatverlichting en lantaarnpalen.")
-    with pytest.raises(IndexError_, match="huur.md.*--rebuild"):
+    with pytest.raises(IndexUnusable, match="huur.md.*--rebuild"):
         corpus.ingest([docs / "newer.md"])
     assert "newer.md" not in IndexStore(tmp_path / "index").load(HashingEmbedder.name).docs
