@@ -10,10 +10,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from civicbot import __version__
 from civicbot import config as config_mod
 from civicbot.errors import CivicbotError, ConfigError
+
+if TYPE_CHECKING:  # the commands import what they need when they run: a quick --help
+    from civicbot.corpus import Progress
+    from civicbot.records import Answer, Turn
+    from civicbot.service import Service
 
 log = logging.getLogger("civicbot")
 
@@ -121,7 +127,7 @@ def _setup_logging(verbose: bool) -> None:
     redact_handlers()
 
 
-def _progress_bar():  # type: ignore[no-untyped-def]
+def _progress_bar() -> Progress | None:
     """A progress callback for ingestion: a bar on a terminal, nothing when piped."""
     if not sys.stderr.isatty():
         return None
@@ -181,9 +187,9 @@ def cmd_docs(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         return 0
     if args.docs_command == "remove":
         reports = service.curator.remove(args.names, by="cli")
-        for r in reports:
-            print(r.describe())
-        return 0 if all(r.ok for r in reports) else 1
+        for report in reports:
+            print(report.describe())
+        return 0 if all(report.ok for report in reports) else 1
     docs = sorted(service.corpus.documents().values(), key=lambda d: d.name)
     if getattr(args, "json", False):
         print(json.dumps([dataclasses.asdict(d) for d in docs], ensure_ascii=False, indent=1))
@@ -276,7 +282,7 @@ def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     return 0
 
 
-def _print_figures(result: dict) -> None:  # type: ignore[type-arg]
+def _print_figures(result: dict[str, Any]) -> None:
     """The figures as a table, with a column per question group when there are groups."""
     groups = result.pop("groups", {}) if isinstance(result.get("groups"), dict) else {}
     names = list(groups)
@@ -286,7 +292,7 @@ def _print_figures(result: dict) -> None:  # type: ignore[type-arg]
               + "".join(f" {groups[n].get(key, '')!s:>12}" for n in names))
 
 
-def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
+def _print_answer(answer: Answer) -> None:
     from civicbot.answer.messages import say
 
     print(answer.text)
@@ -300,7 +306,7 @@ def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
                 print(f"    ({say('ocr', answer.language)})")
 
 
-def _answer_json(answer) -> dict:  # type: ignore[no-untyped-def, type-arg]
+def _answer_json(answer: Answer) -> dict[str, Any]:
     return {
         "answer": answer.text, "refused": answer.refused, "mode": answer.mode,
         "language": answer.language, "seconds": round(answer.seconds, 2),
@@ -319,7 +325,7 @@ def cmd_ask(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     return 0
 
 
-def _answer_in_two_steps(service, question: str, history: list) -> object:  # type: ignore[no-untyped-def]
+def _answer_in_two_steps(service: Service, question: str, history: Sequence[Turn]) -> Answer:
     """Print the quoted answer (or the refusal) at once, then the model's checked lead when
     it adds one, as the bot does; returns the final answer."""
     answer = service.quick(question, history)
@@ -349,7 +355,7 @@ def cmd_chat(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         if not question:
             break
         answer = _answer_in_two_steps(service, question, history)
-        history += [Turn("user", question), Turn("assistant", answer.text)]  # type: ignore[attr-defined]
+        history += [Turn("user", question), Turn("assistant", answer.text)]
     return 0
 
 
@@ -427,7 +433,7 @@ def cmd_stats(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     return 0
 
 
-def _adopt_starter_sources(cfg: config_mod.Config, service) -> config_mod.Config:  # type: ignore[no-untyped-def]
+def _adopt_starter_sources(cfg: config_mod.Config, service: Service) -> config_mod.Config:
     """A first run with nothing to ask about: fetch the starter documents, and keep them as
     the configured sources so the bot's schedule keeps them current. Returns the config the
     bot runs with; `service` keeps the one it was built with, as its corpus, curator and

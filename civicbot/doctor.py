@@ -32,12 +32,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from civicbot import config as config_mod
 from civicbot.config import Config
 from civicbot.errors import CivicbotError, ConfigError
 from civicbot.web import HttpProblem, http_json
+
+if TYPE_CHECKING:  # the index is loaded only by the checks that need it
+    from civicbot.index.store import IndexStore, Snapshot
 
 _HTTP_TIMEOUT_S = 10.0
 # The doctor waits less for a homeserver than the bot does: it reports, it does not serve.
@@ -146,13 +149,13 @@ class Doctor:
     # -- the index ------------------------------------------------------------------------
 
     @functools.cached_property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> IndexStore:
         from civicbot.index.store import IndexStore
 
         return IndexStore(self.cfg.paths.index.resolve())
 
     @functools.cached_property
-    def loaded(self):  # type: ignore[no-untyped-def]
+    def loaded(self) -> tuple[Snapshot | None, str]:
         """(the serving generation or None, why it could not be loaded or "")."""
         try:
             return (self.store.load() if self.store.exists() else None), ""
@@ -160,7 +163,7 @@ class Doctor:
             return None, str(exc) or type(exc).__name__
 
     @property
-    def snapshot(self):  # type: ignore[no-untyped-def]
+    def snapshot(self) -> Snapshot | None:
         return self.loaded[0]
 
     def model_path(self) -> Path:
@@ -394,7 +397,9 @@ def check_index_matches_corpus(d: Doctor) -> Result | None:
         return path is not None and any(path == f or f in path.parents for f in folders)
 
     built = dt.datetime.fromisoformat(snap.created).timestamp() if snap.created else 0.0
-    added, left_out, changed, removed = [], [], [], []
+    added: list[str] = []
+    left_out: list[str] = []
+    changed: list[str] = []
     for name, path in sorted(files.items()):
         info = snap.docs.get(name)
         if info is None:
@@ -593,7 +598,7 @@ def _own_network(host: str) -> bool | None:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
         return None
-    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
     return bool(addresses) and not any(a.is_global for a in addresses)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from typing import Any
 
 LANGUAGES = ("nl", "en")
 _STEMMER_NAMES = {"nl": "dutch", "en": "english"}
@@ -26,7 +27,7 @@ def fold(text: str) -> str:
 
 
 @functools.cache
-def _identifier():  # type: ignore[no-untyped-def]
+def _identifier() -> Any:  # py3langid has no type hints
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
@@ -52,7 +53,7 @@ def words(text: str) -> list[str]:
 
 
 @functools.cache
-def _stemmer(language: str):  # type: ignore[no-untyped-def]
+def _stemmer(language: str) -> Any:  # PyStemmer has no type hints
     import Stemmer
 
     return Stemmer.Stemmer(_STEMMER_NAMES[language])

@@ -13,7 +13,11 @@ from civicbot.records import Answer, DocInfo, Turn
 
 class Embedder(Protocol):
     name: str  # identifies the model; the index refuses to mix names
-    dimension: int
+
+    @property
+    def dimension(self) -> int:
+        """Length of a vector (read-only: an adapter may have to load its model to know)."""
+        ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""

@@ -9,6 +9,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from civicbot import glossary
 from civicbot.config import Config
@@ -19,6 +20,11 @@ from civicbot.index.store import IndexStore, Snapshot
 from civicbot.protocols import Embedder
 from civicbot.records import Answer, DocInfo, Hit, Turn
 from civicbot.retrieve import Retriever
+
+if TYPE_CHECKING:  # imported where used: a command that needs no OCR or model loads neither
+    from civicbot.curator import Curator
+    from civicbot.ingest.ocr import TesseractOcr
+    from civicbot.protocols import Generator
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +51,14 @@ class Service:
                       ocr=self.ocr)
 
     @functools.cached_property
-    def ocr(self):  # type: ignore[no-untyped-def]
+    def ocr(self) -> TesseractOcr | None:
         """The OCR reader for scanned pages, or None when [ocr] enabled = false."""
         from civicbot.ingest.ocr import TesseractOcr
 
         return TesseractOcr.from_config(self.cfg.ocr) if self.cfg.ocr.enabled else None
 
     @functools.cached_property
-    def curator(self):  # type: ignore[no-untyped-def]
+    def curator(self) -> Curator:
         """The corpus with every change recorded in the audit log (civicbot/audit.py)."""
         from civicbot.audit import AUDIT_FILE, AuditLog
         from civicbot.curator import Curator
@@ -91,7 +97,7 @@ class Service:
     # ---- answers ---------------------------------------------------------------------------
 
     @functools.cached_property
-    def generator(self):  # type: ignore[no-untyped-def]
+    def generator(self) -> Generator:
         """The local model (loaded lazily on the first question), or with `[llm] backend =
         "server"` the pool of inference servers (civicbot/answer/pool.py)."""
         if self.cfg.llm.backend == "server":
@@ -105,8 +111,8 @@ class Service:
     def model_path(self) -> Path:
         return self.cfg.paths.llm_model
 
-    def pipeline(self, use_model: bool = True, retriever: Retriever | None = None,
-                 refusal_model=None):  # type: ignore[no-untyped-def]
+    def pipeline(self, use_model: bool = True, retriever: Retriever | None = None,  # type: ignore[no-untyped-def]
+                 refusal_model=None):
         """The answer pipeline over the serving snapshot; `retriever` and `refusal_model`
         replace the default ones (evaluation uses them to try models fitted on other
         questions)."""
@@ -209,7 +215,7 @@ def _sha256_prefix(path: Path) -> str:
 def link(info: DocInfo | None, hit: Hit, page: int | None = None) -> str:
     """A link to the cited page (by default the passage's first): the public source with
     #page=N, or the file name."""
-    page = f"#page={page or hit.chunk.page_start}"
+    anchor = f"#page={page or hit.chunk.page_start}"
     if info is not None and info.source.startswith(("http://", "https://")):
-        return info.source + page
-    return hit.chunk.doc + page
+        return info.source + anchor
+    return hit.chunk.doc + anchor

@@ -21,6 +21,7 @@ import tomllib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from civicbot import metrics
 from civicbot.audit import records_for
@@ -308,6 +309,7 @@ def starter_sources(cfg: Config, documents: Mapping[str, DocInfo]) -> tuple[Sour
 
 
 Notify = Callable[[str], Awaitable[None]]
+T = TypeVar("T")
 
 
 class SyncSchedule:
@@ -340,7 +342,7 @@ class SyncSchedule:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
-    async def _guarded(self, what: str, work: Callable[[], object]) -> object:
+    async def _guarded(self, what: str, work: Callable[[], T]) -> T | None:
         try:
             return await asyncio.to_thread(work)
         except asyncio.CancelledError:
@@ -360,7 +362,7 @@ class SyncSchedule:
                                      lambda: self.syncer.fetch_sources([src]))
         if result is None:
             return
-        reports, notices = result  # type: ignore[misc]
+        reports, notices = result
         report_metrics(all(r.ok for r in reports))
         for notice in notices:
             try:

@@ -96,7 +96,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _info_from_json(d: dict) -> DocInfo:
+def _info_from_json(d: dict[str, Any]) -> DocInfo:
     d = dict(d)
     d["skipped"] = tuple(PageIssue(**s) for s in d.get("skipped", ()))
     d["ocr_pages"] = tuple(d.get("ocr_pages", ()))
