@@ -161,3 +161,19 @@ def test_an_upgraded_chunker_re_reads_documents_it_needs(tmp_path, docs, monkeyp
     with pytest.raises(IndexUnusable, match="huur.md.*--rebuild"):
         corpus.ingest([docs / "newer.md"])
     assert "newer.md" not in IndexStore(tmp_path / "index").load(HashingEmbedder.name).docs
+
+
+def test_the_document_list_comes_from_the_manifest_alone(tmp_path, docs):
+    store = IndexStore(tmp_path / "index")
+    assert store.documents() == {}
+    corpus = Corpus(store, HashingEmbedder(), NO_CROSSLINGUAL)
+    corpus.ingest([docs])
+    listed = corpus.documents()
+    assert listed == store.load(HashingEmbedder.name).docs and listed
+    gen = store.current_generation()
+    assert gen is not None
+    for heavy in ("chunks.jsonl", "dense.faiss"):  # not read for the list
+        (gen / heavy).unlink()
+    assert corpus.documents() == listed
+    with pytest.raises(ModelMismatch, match="civicbot ingest --rebuild"):
+        store.documents("test:other")  # the same checks as a full load
