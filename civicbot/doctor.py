@@ -272,7 +272,8 @@ def check_rooms(d: Doctor) -> Result | None:
 
 
 def check_language_model(d: Doctor) -> Result | None:
-    from civicbot.models import DEFAULT_GGUF_NAME, DEFAULT_GGUF_SHA256
+    from civicbot.config import DEFAULT_GGUF_NAME
+    from civicbot.models import DEFAULT_GGUF_SHA256
     from civicbot.models import file_sha256 as sha256_of
 
     if d.cfg.llm.backend == "server":
@@ -434,7 +435,7 @@ def _tree_size(path: Path) -> int:
 
 
 def check_disk(d: Doctor) -> Result:
-    from civicbot.models import DEFAULT_GGUF_NAME
+    from civicbot.config import DEFAULT_GGUF_NAME
 
     gen = d.snapshot.path if d.snapshot is not None else None
     need = _DISK_MARGIN + (_tree_size(gen) if gen is not None else 0)  # a new generation

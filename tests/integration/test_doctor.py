@@ -12,10 +12,10 @@ import pytest
 from matrix_harness import new_user
 
 from civicbot.cli import main
+from civicbot.config import DEFAULT_GGUF_NAME
 from civicbot.corpus import Corpus
 from civicbot.homeserver import free_port
 from civicbot.index.store import IndexStore
-from civicbot.models import DEFAULT_GGUF_NAME
 from tests.conftest import CORPUS, ROOT
 from tests.fakes import NO_CROSSLINGUAL, HashingEmbedder
 

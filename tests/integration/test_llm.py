@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from civicbot.answer.llm import LlamaGenerator
-from civicbot.config import LlmConfig
+from civicbot.config import DEFAULT_GGUF_NAME, LlmConfig
 from civicbot.errors import GenerationTimeout, ModelError
-from civicbot.models import DEFAULT_GGUF_NAME, ensure_default_llm
+from civicbot.models import ensure_default_llm
 
 QUESTION = [
     {"role": "system", "content": "You are a helpful assistant. Answer in one short sentence."},

@@ -14,10 +14,10 @@ from fakes import NO_CROSSLINGUAL, HashingEmbedder
 from civicbot import config as config_mod
 from civicbot import doctor
 from civicbot.cli import main
+from civicbot.config import DEFAULT_GGUF_NAME
 from civicbot.corpus import Corpus
 from civicbot.homeserver import free_port
 from civicbot.index.store import IndexStore
-from civicbot.models import DEFAULT_GGUF_NAME
 
 
 def _setup(tmp_path: Path, **sections) -> doctor.Doctor:  # type: ignore[no-untyped-def]
