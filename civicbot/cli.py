@@ -10,11 +10,17 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from civicbot import __version__
 from civicbot import config as config_mod
 from civicbot.errors import CivicbotError, ConfigError
 from civicbot.texts import page_label, t
+
+if TYPE_CHECKING:  # the commands import what they need when they run: a quick --help
+    from civicbot.corpus import Progress
+    from civicbot.records import Answer, Turn
+    from civicbot.service import Service
 
 log = logging.getLogger("civicbot")
 
@@ -125,7 +131,7 @@ def _setup_logging(verbose: bool) -> None:
     redact_handlers()
 
 
-def _progress_bar():  # type: ignore[no-untyped-def]
+def _progress_bar() -> Progress | None:
     """A progress callback for ingestion: a bar on a terminal, nothing when piped."""
     if not sys.stderr.isatty():
         return None
@@ -150,7 +156,7 @@ def cmd_ingest(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.service import Service
 
     service = Service(cfg)
-    folders = service.corpus_folders()
+    folders = list(cfg.paths.corpus)
     paths = args.paths or folders
     if not args.paths:
         for folder in folders:
@@ -185,9 +191,9 @@ def cmd_docs(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         return 0
     if args.docs_command == "remove":
         reports = service.curator.remove(args.names, by="cli")
-        for r in reports:
-            print(r.describe())
-        return 0 if all(r.ok for r in reports) else 1
+        for report in reports:
+            print(report.describe())
+        return 0 if all(report.ok for report in reports) else 1
     docs = sorted(service.corpus.documents().values(), key=lambda d: d.name)
     if getattr(args, "json", False):
         print(json.dumps([dataclasses.asdict(d) for d in docs], ensure_ascii=False, indent=1))
@@ -282,7 +288,7 @@ def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     return 0
 
 
-def _print_figures(result: dict) -> None:  # type: ignore[type-arg]
+def _print_figures(result: dict[str, Any]) -> None:
     """The figures as a table, with a column per question group when there are groups."""
     groups = result.pop("groups", {}) if isinstance(result.get("groups"), dict) else {}
     for choice in result.pop("chosen", []):
@@ -296,7 +302,7 @@ def _print_figures(result: dict) -> None:  # type: ignore[type-arg]
               + "".join(f" {groups[n].get(key, '')!s:>12}" for n in names))
 
 
-def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
+def _print_answer(answer: Answer) -> None:
     print(answer.text)
     if answer.citations:
         print()
@@ -307,7 +313,7 @@ def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
                 print(f"    ({t('ocr', answer.language)})")
 
 
-def _answer_json(answer) -> dict:  # type: ignore[no-untyped-def, type-arg]
+def _answer_json(answer: Answer) -> dict[str, Any]:
     return {
         "answer": answer.text, "refused": answer.refused, "mode": answer.mode,
         "language": answer.language, "seconds": round(answer.seconds, 2),
@@ -326,7 +332,7 @@ def cmd_ask(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     return 0
 
 
-def _answer_in_two_steps(service, question: str, history: list) -> object:  # type: ignore[no-untyped-def]
+def _answer_in_two_steps(service: Service, question: str, history: Sequence[Turn]) -> Answer:
     """Print the quoted answer (or the refusal) at once, then the model's checked lead when
     it adds one, as the bot does; returns the final answer."""
     answer = service.quick(question, history)
@@ -342,7 +348,7 @@ def _answer_in_two_steps(service, question: str, history: list) -> object:  # ty
 
 
 def cmd_chat(args: argparse.Namespace, cfg: config_mod.Config) -> int:
-    from civicbot.model import Turn
+    from civicbot.records import Turn
     from civicbot.service import Service
 
     service = Service(cfg)
@@ -356,30 +362,28 @@ def cmd_chat(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         if not question:
             break
         answer = _answer_in_two_steps(service, question, history)
-        history += [Turn("user", question), Turn("assistant", answer.text)]  # type: ignore[attr-defined]
+        history += [Turn("user", question), Turn("assistant", answer.text)]
     return 0
 
 
 def cmd_models(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.models import default_embedding_path, ensure_default_llm
-    from civicbot.service import MODELS_DIR
 
     if getattr(args, "models_command", None) == "pull":
         return _models_pull(args, cfg)
     print(f"embedding model: {default_embedding_path()}")
     if cfg.llm.model_path:
-        path = cfg.resolve(cfg.llm.model_path)
+        path = cfg.paths.llm_model
         if not path.exists():
             raise CivicbotError(f"llm.model_path: {path} does not exist")
     else:
-        path = ensure_default_llm(cfg.resolve(MODELS_DIR))
+        path = ensure_default_llm(cfg.paths.models)
     print(f"language model: {path}")
     return 0
 
 
 def _models_pull(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.models import file_sha256, pull, use_model
-    from civicbot.service import MODELS_DIR
 
     bar = None
 
@@ -393,12 +397,12 @@ def _models_pull(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         bar.update(done - bar.n)
 
     try:
-        path = pull(args.url, cfg.resolve(MODELS_DIR), args.sha256, progress)
+        path = pull(args.url, cfg.paths.models, args.sha256, progress)
     finally:
         if bar is not None:
             bar.close()
     print(f"language model: {path} (sha256 {args.sha256.lower() or file_sha256(path)})")
-    setting = f"{MODELS_DIR}/{path.name}"
+    setting = f"{config_mod.MODELS_DIR}/{path.name}"
     if args.use:
         config_path = Path(args.config or "config.toml")
         use_model(config_path, setting)
@@ -430,15 +434,17 @@ def cmd_run(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 def cmd_stats(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.matrix.feedback import feedback_stats
 
-    stats = feedback_stats(cfg.resolve(cfg.matrix.data_dir))
+    stats = feedback_stats(cfg.paths.data)
     print(f"answers with feedback: {stats.answers}\n👍 {stats.up}\n👎 {stats.down}\n"
           f"votes: {stats.total}")
     return 0
 
 
-def _adopt_starter_sources(cfg: config_mod.Config, service) -> config_mod.Config:  # type: ignore[no-untyped-def]
+def _adopt_starter_sources(cfg: config_mod.Config, service: Service) -> config_mod.Config:
     """A first run with nothing to ask about: fetch the starter documents, and keep them as
-    the configured sources so the bot's schedule keeps them current."""
+    the configured sources so the bot's schedule keeps them current. Returns the config the
+    bot runs with; `service` keeps the one it was built with, as its corpus, curator and
+    models were built from it (the sources are no setting of the service)."""
     import dataclasses
 
     from civicbot.sync import Syncer, starter_sources
@@ -447,7 +453,6 @@ def _adopt_starter_sources(cfg: config_mod.Config, service) -> config_mod.Config
     if not starter:
         return cfg
     cfg = dataclasses.replace(cfg, sources=starter)
-    service.cfg = cfg
     print(f"No documents of your own yet: fetching {len(starter)} starter documents from "
           f"public sources ({cfg.sync.starter_sources}).", flush=True)
     reports, _ = Syncer(service.curator, cfg).fetch_sources()
@@ -466,7 +471,7 @@ def cmd_start(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     from civicbot.service import Service
 
     service = Service(cfg)
-    folders = service.corpus_folders()
+    folders = list(cfg.paths.corpus)
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     reports = service.curator.ingest(folders, by="folder", prune_folders=folders,
@@ -490,7 +495,7 @@ def cmd_start(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     local, bot_cfg = embedded.start(cfg)
     try:
         print(local.instructions(), flush=True)
-        service.cfg = bot_cfg
+        # Only the bot's login changes; the service, built from `cfg`, reads none of it.
         run(bot_cfg, service)
     finally:
         local.homeserver.stop()

@@ -165,6 +165,32 @@ class HealthConfig:
     port: int = 9464
 
 
+# Where `civicbot models` puts the embedded default model, relative to the config folder.
+MODELS_DIR = "models"
+# The embedded default language model's file name there (civicbot/models.py places it).
+DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The folders a Config implies, resolved once when the Config is made.
+
+    `data` is `[matrix] data_dir` (the key keeps its name for existing config files), but it
+    is not a Matrix setting: it holds the audit log, the sync state, the attic, the bot's
+    state and the embedded homeserver."""
+
+    data: Path
+    index: Path
+    corpus: tuple[Path, ...]
+    models: Path
+    llm_model: Path  # [llm] model_path, or the embedded default model in `models`
+
+    @property
+    def homeserver(self) -> Path:
+        """The embedded homeserver's folder (civicbot/embedded.py)."""
+        return self.data / "homeserver"
+
+
 @dataclass(frozen=True)
 class Config:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
@@ -183,6 +209,18 @@ class Config:
     sources: tuple[SourceConfig, ...] = ()
     # Folder the relative paths above are resolved against (the config file's folder).
     base_dir: str = "."
+    # Derived in __post_init__, so a copy made by `replace` derives its own.
+    paths: Paths = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "paths", Paths(
+            data=self.resolve(self.matrix.data_dir),
+            index=self.resolve(self.index.path),
+            corpus=tuple(self.resolve(p) for p in self.corpus.paths),
+            models=self.resolve(MODELS_DIR),
+            llm_model=(self.resolve(self.llm.model_path) if self.llm.model_path
+                       else self.resolve(MODELS_DIR) / DEFAULT_GGUF_NAME),
+        ))
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""
@@ -247,7 +285,7 @@ def _from_env(where: str, raw: str, typ: Any) -> Any:
 
 def _section_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
 
 
 def parse_duration(text: str) -> float:

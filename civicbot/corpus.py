@@ -1,4 +1,6 @@
-"""Documents in, documents out: the one place that changes what civicbot knows."""
+"""Documents in, documents out: reading, chunking and embedding files into a new index
+generation. Changes go through `civicbot.curator.Curator`, which records each in the audit
+log; this module does the work and keeps no record."""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from civicbot.errors import DocumentError, IndexError_
+from civicbot.config import CorpusConfig, RetrievalConfig
+from civicbot.errors import DocumentError, IndexUnusable
 from civicbot.index.crosslingual import chunk_windows, shared_use
 from civicbot.index.store import IndexStore, cache_key, new_docinfo, passage_text
 from civicbot.ingest import chunk_document, file_sha256, read_document, supported
 from civicbot.ingest.reader import OCR_INSTALL_HINT, PageOcr
-from civicbot.model import Chunk, DocInfo, Document, PageIssue
 from civicbot.protocols import Embedder
+from civicbot.records import Chunk, DocInfo, Document, PageIssue
 
 log = logging.getLogger(__name__)
 
@@ -120,18 +123,21 @@ def expand(paths: Iterable[Path]) -> list[Path]:
 class Corpus:
     """Adds, replaces and removes documents in the index, incrementally and atomically."""
 
-    def __init__(self, store: IndexStore, embedder: Embedder, chunk_words: int = 180,
-                 overlap_words: int = 40, max_bytes: int | None = None,
-                 ocr: PageOcr | None = None, crosslingual: bool = True,
-                 use: Embedder | None = None):
+    def __init__(self, store: IndexStore, embedder: Embedder,
+                 retrieval: RetrievalConfig | None = None, limits: CorpusConfig | None = None,
+                 ocr: PageOcr | None = None, use: Embedder | None = None):
+        """`retrieval` gives the passage size and whether to build the cross-lingual index,
+        `limits` the largest file; both default to the config's defaults."""
+        retrieval = retrieval or RetrievalConfig()
+        limits = limits or CorpusConfig()
         self.store = store
         self.embedder = embedder
-        self.chunk_words = chunk_words
-        self.overlap_words = overlap_words
-        self.max_bytes = max_bytes
+        self.chunk_words = retrieval.chunk_words
+        self.overlap_words = retrieval.overlap_words
+        self.max_bytes = limits.max_file_mb * 1_000_000
         self.ocr = ocr
         # The cross-lingual model (docs/retrieval.md), or None to build indexes without it.
-        self.use: Embedder | None = (use or shared_use()) if crosslingual else None
+        self.use: Embedder | None = (use or shared_use()) if retrieval.crosslingual else None
 
     @property
     def crosslingual_model(self) -> str | None:
@@ -139,7 +145,8 @@ class Corpus:
         return self.use.name if self.use is not None else None
 
     def documents(self) -> dict[str, DocInfo]:
-        return self.store.load(self.embedder.name).docs
+        """The documents in the index (its manifest only: cheap enough for every sync round)."""
+        return self.store.documents(self.embedder.name)
 
     def ingest(
         self,
@@ -207,7 +214,7 @@ class Corpus:
             return info
         path = Path(info.source) / info.name
         if not path.is_file() or file_sha256(path) != info.sha256:
-            raise IndexError_(
+            raise IndexUnusable(
                 f"{info.name}: this civicbot prepares passages differently from the one that "
                 f"indexed it, and the original file is no longer at {path}; put it back, or "
                 "run `civicbot ingest --rebuild` with the corpus folders")

@@ -32,14 +32,19 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from civicbot import config as config_mod
 from civicbot.config import Config
 from civicbot.errors import CivicbotError, ConfigError
-from civicbot.web import open_authorized
+from civicbot.web import HttpProblem, http_json
+
+if TYPE_CHECKING:  # the index is loaded only by the checks that need it
+    from civicbot.index.store import IndexStore, Snapshot
 
 _HTTP_TIMEOUT_S = 10.0
+# The doctor waits less for a homeserver than the bot does: it reports, it does not serve.
+_http = functools.partial(http_json, timeout=_HTTP_TIMEOUT_S)
 _MB = 1_000_000
 # Besides the language model itself: Python, torch, the two embedding models, the index and
 # Synapse when embedded (measured: about 0.9 GB resident for the default setup).
@@ -71,7 +76,7 @@ class Doctor:
 
     @functools.cached_property
     def embedded_accounts(self) -> dict[str, str] | None:
-        path = self.cfg.resolve(self.cfg.matrix.data_dir) / "embedded-accounts.json"
+        path = self.cfg.paths.data / "embedded-accounts.json"
         try:
             return dict(json.loads(path.read_text()))
         except (OSError, ValueError):
@@ -81,7 +86,7 @@ class Doctor:
     def homeserver_url(self) -> str:
         if not self.embedded:
             return self.cfg.matrix.homeserver.rstrip("/")
-        secrets = self.cfg.resolve(self.cfg.matrix.data_dir) / "homeserver" / "secrets.json"
+        secrets = self.cfg.paths.homeserver / "secrets.json"
         try:
             port = int(json.loads(secrets.read_text())["port"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -94,7 +99,7 @@ class Doctor:
         if not self.homeserver_url:
             return None, "no address"
         try:
-            return http_json("GET", self.homeserver_url + "/_matrix/client/versions")[1], ""
+            return _http("GET", self.homeserver_url + "/_matrix/client/versions")[1], ""
         except HttpProblem as exc:
             return None, str(exc)
 
@@ -112,7 +117,7 @@ class Doctor:
             token, user = m.access_token, m.user_id
         elif m.user_id and m.password:
             try:
-                _, reply = http_json("POST", self.homeserver_url + "/_matrix/client/v3/login", {
+                _, reply = _http("POST", self.homeserver_url + "/_matrix/client/v3/login", {
                     "type": "m.login.password", "password": m.password,
                     "identifier": {"type": "m.id.user", "user": m.user_id},
                     "initial_device_display_name": "civicbot doctor (logged out at once)"})
@@ -123,8 +128,8 @@ class Doctor:
         else:
             return "", "no credentials"
         try:
-            _, who = http_json("GET", self.homeserver_url + "/_matrix/client/v3/account/whoami",
-                               token=token)
+            _, who = _http("GET", self.homeserver_url + "/_matrix/client/v3/account/whoami",
+                           token=token)
         except HttpProblem as exc:
             return "", f"token refused: {exc}"
         if user and who.get("user_id") != user:
@@ -136,21 +141,21 @@ class Doctor:
         """Log out the device a password check made, so none is left behind."""
         if self._login_token:
             try:
-                http_json("POST", self.homeserver_url + "/_matrix/client/v3/logout", {},
-                          token=self._login_token)
+                _http("POST", self.homeserver_url + "/_matrix/client/v3/logout", {},
+                      token=self._login_token)
             except HttpProblem:
                 pass
 
     # -- the index ------------------------------------------------------------------------
 
     @functools.cached_property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> IndexStore:
         from civicbot.index.store import IndexStore
 
-        return IndexStore(self.cfg.resolve(self.cfg.index.path).resolve())
+        return IndexStore(self.cfg.paths.index.resolve())
 
     @functools.cached_property
-    def loaded(self):  # type: ignore[no-untyped-def]
+    def loaded(self) -> tuple[Snapshot | None, str]:
         """(the serving generation or None, why it could not be loaded or "")."""
         try:
             return (self.store.load() if self.store.exists() else None), ""
@@ -158,48 +163,11 @@ class Doctor:
             return None, str(exc) or type(exc).__name__
 
     @property
-    def snapshot(self):  # type: ignore[no-untyped-def]
+    def snapshot(self) -> Snapshot | None:
         return self.loaded[0]
 
     def model_path(self) -> Path:
-        from civicbot.models import DEFAULT_GGUF_NAME
-        from civicbot.service import MODELS_DIR
-
-        if self.cfg.llm.model_path:
-            return self.cfg.resolve(self.cfg.llm.model_path)
-        return self.cfg.resolve(MODELS_DIR) / DEFAULT_GGUF_NAME
-
-
-class HttpProblem(Exception):
-    """An HTTP request failed: unreachable, or an error status (`status`, Matrix `errcode`)."""
-
-    def __init__(self, message: str, status: int = 0, errcode: str = ""):
-        super().__init__(message)
-        self.status, self.errcode = status, errcode
-
-
-def http_json(method: str, url: str, body: dict[str, Any] | None = None,
-              token: str = "") -> tuple[int, dict[str, Any]]:
-    """A JSON request with the standard library (the doctor needs no event loop)."""
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with open_authorized(req, timeout=_HTTP_TIMEOUT_S) as resp:
-            return resp.status, dict(json.loads(resp.read() or b"{}"))
-    except urllib.error.HTTPError as exc:
-        try:
-            err = json.loads(exc.read() or b"{}")
-        except ValueError:
-            err = {}
-        code = str(err.get("errcode", ""))
-        raise HttpProblem(f"HTTP {exc.code} {code} {err.get('error', '')}".strip(),
-                          exc.code, code) from exc
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise HttpProblem(f"unreachable ({reason})") from exc
+        return self.cfg.paths.llm_model
 
 
 def _size(n: float) -> str:
@@ -241,7 +209,7 @@ def check_homeserver(d: Doctor) -> Result:
                           "(Synapse) is not installed",
                           "install it with `CIVICBOT_EXTRAS=docker scripts/install.sh` (or "
                           "`.venv/bin/pip install matrix-synapse`), or set [matrix] homeserver")
-        data = d.cfg.resolve(d.cfg.matrix.data_dir).resolve()
+        data = d.cfg.paths.data.resolve()
         if d.embedded_accounts is None:
             return Result(True, "no [matrix] homeserver configured: `civicbot start` will "
                           f"start an embedded one and create its accounts under {data}")
@@ -270,7 +238,7 @@ def check_login(d: Doctor) -> Result | None:
     if d.embedded:
         return Result(False, f"the embedded homeserver refuses the bot's saved token ({problem})",
                       "stop civicbot, delete "
-                      f"{d.cfg.resolve(m.data_dir)} (the embedded homeserver's data) and run "
+                      f"{d.cfg.paths.data} (the embedded homeserver's data) and run "
                       "`civicbot start` again to create fresh accounts")
     if problem == "no credentials":
         return Result(False, "the bot has no credentials",
@@ -291,8 +259,8 @@ def check_rooms(d: Doctor) -> Result | None:
     if not token:
         return None
     try:
-        _, joined = http_json("GET", d.homeserver_url + "/_matrix/client/v3/joined_rooms",
-                              token=token)
+        _, joined = _http("GET", d.homeserver_url + "/_matrix/client/v3/joined_rooms",
+                          token=token)
     except HttpProblem as exc:
         return Result(False, f"cannot list the bot's rooms ({exc})",
                       "check the homeserver's log; the bot's account may be deactivated")
@@ -304,7 +272,8 @@ def check_rooms(d: Doctor) -> Result | None:
 
 
 def check_language_model(d: Doctor) -> Result | None:
-    from civicbot.models import DEFAULT_GGUF_NAME, DEFAULT_GGUF_SHA256
+    from civicbot.config import DEFAULT_GGUF_NAME
+    from civicbot.models import DEFAULT_GGUF_SHA256
     from civicbot.models import file_sha256 as sha256_of
 
     if d.cfg.llm.backend == "server":
@@ -417,7 +386,7 @@ def check_index_matches_corpus(d: Doctor) -> Result | None:
     snap = d.snapshot
     if snap is None:
         return None
-    folders = [d.cfg.resolve(p).resolve() for p in d.cfg.corpus.paths]
+    folders = [p.resolve() for p in d.cfg.paths.corpus]
     missing = [f for f in folders if not f.is_dir()]
     if missing:
         return Result(False, f"corpus folder {missing[0]} does not exist",
@@ -429,7 +398,9 @@ def check_index_matches_corpus(d: Doctor) -> Result | None:
         return path is not None and any(path == f or f in path.parents for f in folders)
 
     built = dt.datetime.fromisoformat(snap.created).timestamp() if snap.created else 0.0
-    added, left_out, changed, removed = [], [], [], []
+    added: list[str] = []
+    left_out: list[str] = []
+    changed: list[str] = []
     for name, path in sorted(files.items()):
         info = snap.docs.get(name)
         if info is None:
@@ -464,7 +435,7 @@ def _tree_size(path: Path) -> int:
 
 
 def check_disk(d: Doctor) -> Result:
-    from civicbot.models import DEFAULT_GGUF_NAME
+    from civicbot.config import DEFAULT_GGUF_NAME
 
     gen = d.snapshot.path if d.snapshot is not None else None
     need = _DISK_MARGIN + (_tree_size(gen) if gen is not None else 0)  # a new generation
@@ -628,7 +599,7 @@ def _own_network(host: str) -> bool | None:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
         return None
-    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
     return bool(addresses) and not any(a.is_global for a in addresses)
 
 

@@ -69,8 +69,8 @@ def _save(path: Path, data: dict[str, str]) -> None:
 def start(cfg: Config) -> tuple[Embedded, Config]:
     """Start (or restart) the embedded homeserver; create the accounts and the room the
     first time. Returns the details and a Config pointing the bot at it."""
-    data = cfg.resolve(cfg.matrix.data_dir)
-    hs = Homeserver(data / "homeserver").start()
+    data = cfg.paths.data
+    hs = Homeserver(cfg.paths.homeserver).start()
     accounts = data / "embedded-accounts.json"
     try:
         if accounts.exists():
@@ -107,7 +107,3 @@ def start(cfg: Config) -> tuple[Embedded, Config]:
     bot_cfg = cfg.replace("matrix", homeserver=hs.url, user_id=saved["bot_user"],
                           access_token=saved["bot_token"], password="")
     return embedded, bot_cfg
-
-
-def data_path(cfg: Config) -> Path:
-    return cfg.resolve(cfg.matrix.data_dir) / "homeserver"

@@ -44,11 +44,12 @@ class UnsupportedDocument(DocumentError):
     reason = "unsupported"
 
 
-class IndexError_(CivicbotError):
-    """The index cannot be used as it is (missing, damaged, or built with another model)."""
+class IndexUnusable(CivicbotError):
+    """The index cannot be used as it is (missing, damaged, or built with another model).
+    (Not `IndexError`: that builtin means a sequence index out of range.)"""
 
 
-class ModelMismatch(IndexError_):
+class ModelMismatch(IndexUnusable):
     """The index was built with a different embedding model than the configured one."""
 
 

@@ -25,7 +25,7 @@ from civicbot.index.lexical import LexicalIndex
 from civicbot.index.store import Snapshot, lexical_text, passage_text
 from civicbot.ingest.chunk import chunk_document
 from civicbot.ingest.clean import normalise
-from civicbot.model import Document, Page
+from civicbot.records import Document, Page
 from civicbot.retrieve import Retriever
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from civicbot.errors import MatrixError
-from civicbot.web import open_authorized
+from civicbot.web import HttpProblem, http_json
 
 _STARTUP_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 10.0
@@ -294,19 +294,11 @@ class Homeserver:
     def request(self, method: str, path: str, body: dict[str, Any] | None = None,
                 token: str = "") -> Any:
         """A JSON request to this homeserver (as the user of `token`, if given)."""
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if data else {}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
-            with open_authorized(req, timeout=30) as resp:
-                return json.loads(resp.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode("utf-8", errors="replace")[:500]
-            raise MatrixError(f"{method} {path}: HTTP {exc.code}: {detail}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise MatrixError(f"{method} {path}: homeserver {self.url} unreachable: {exc}") from exc
+            return http_json(method, self.url + path, body, token, timeout=30)[1]
+        except HttpProblem as exc:
+            where = f"homeserver {self.url} " if not exc.status else ""
+            raise MatrixError(f"{method} {path}: {where}{exc}") from exc
 
     def register(self, username: str, password: str, admin: bool = False) -> dict[str, str]:
         """Create a user through the shared-secret admin API; returns its user_id,

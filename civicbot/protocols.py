@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from civicbot.model import Answer, DocInfo, Hit, Turn
+from civicbot.records import Answer, DocInfo, Hit, Turn
 
 if TYPE_CHECKING:
     from civicbot.answer.question import Question
@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 
 class Embedder(Protocol):
     name: str  # identifies the model; the index refuses to mix names
-    dimension: int
+
+    @property
+    def dimension(self) -> int:
+        """Length of a vector (read-only: an adapter may have to load its model to know)."""
+        ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""

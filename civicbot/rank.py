@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from civicbot.answer.extractive import Asked
-from civicbot.index.lexical import analyse
-from civicbot.lang import fold
-from civicbot.model import Chunk
+from civicbot.lang import analyse, fold
+from civicbot.records import Chunk
 
 RERANK = 50  # candidates of the hand-set fusion the model reorders
 # Whether serving ranks with the learned model. Off: it raised hit@5 on held-out documents of

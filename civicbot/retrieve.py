@@ -23,10 +23,10 @@ from civicbot.answer.question import Question
 from civicbot.config import RetrievalConfig
 from civicbot.glossary import Glossary, builtin
 from civicbot.index.crosslingual import shared_use, surface_words
-from civicbot.index.lexical import analyse
 from civicbot.index.store import Snapshot
-from civicbot.model import DocInfo, Hit
+from civicbot.lang import analyse
 from civicbot.protocols import Embedder
+from civicbot.records import DocInfo, Hit
 
 RERANK = rank.RERANK
 CANDIDATES = 100  # per signal; the union is fused

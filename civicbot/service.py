@@ -9,6 +9,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from civicbot import glossary
 from civicbot.config import Config
@@ -16,9 +17,14 @@ from civicbot.corpus import Corpus
 from civicbot.glossary import Glossary
 from civicbot.index.embed import SentenceTransformerEmbedder
 from civicbot.index.store import IndexStore, Snapshot
-from civicbot.model import Answer, DocInfo, Hit, Turn
 from civicbot.protocols import Embedder
+from civicbot.records import Answer, DocInfo, Hit, Turn
 from civicbot.retrieve import Retriever
+
+if TYPE_CHECKING:  # imported where used: a command that needs no OCR or model loads neither
+    from civicbot.curator import Curator
+    from civicbot.ingest.ocr import TesseractOcr
+    from civicbot.protocols import Generator
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +38,7 @@ class Service:
         self.cfg = cfg
         self.embedder = embedder or SentenceTransformerEmbedder(
             cfg.embedding.model, cfg.embedding.batch_size)
-        self.store = IndexStore(cfg.resolve(cfg.index.path))
+        self.store = IndexStore(cfg.paths.index)
         # Term translations for cross-lingual questions: built in, plus `[retrieval] glossary`,
         # read now so a broken file stops the start with a ConfigError, not the first question.
         self.glossary: Glossary = glossary.for_config(cfg)
@@ -41,32 +47,24 @@ class Service:
 
     @functools.cached_property
     def corpus(self) -> Corpus:
-        return Corpus(
-            self.store, self.embedder,
-            chunk_words=self.cfg.retrieval.chunk_words,
-            overlap_words=self.cfg.retrieval.overlap_words,
-            max_bytes=self.cfg.corpus.max_file_mb * 1_000_000,
-            crosslingual=self.cfg.retrieval.crosslingual,
-            ocr=self.ocr,
-        )
+        return Corpus(self.store, self.embedder, self.cfg.retrieval, self.cfg.corpus,
+                      ocr=self.ocr)
 
     @functools.cached_property
-    def ocr(self):  # type: ignore[no-untyped-def]
+    def ocr(self) -> TesseractOcr | None:
         """The OCR reader for scanned pages, or None when [ocr] enabled = false."""
         from civicbot.ingest.ocr import TesseractOcr
 
         return TesseractOcr.from_config(self.cfg.ocr) if self.cfg.ocr.enabled else None
 
-    def corpus_folders(self) -> list[Path]:
-        return [self.cfg.resolve(p) for p in self.cfg.corpus.paths]
-
     @functools.cached_property
-    def curator(self):  # type: ignore[no-untyped-def]
+    def curator(self) -> Curator:
         """The corpus with every change recorded in the audit log (civicbot/audit.py)."""
-        from civicbot.audit import AUDIT_FILE, AuditLog, Curator
+        from civicbot.audit import AUDIT_FILE, AuditLog
+        from civicbot.curator import Curator
 
-        data = self.cfg.resolve(self.cfg.matrix.data_dir)
-        return Curator(self.corpus, AuditLog(data / AUDIT_FILE), self.corpus_folders(),
+        data = self.cfg.paths.data
+        return Curator(self.corpus, AuditLog(data / AUDIT_FILE), list(self.cfg.paths.corpus),
                        data / "attic")
 
     def snapshot(self) -> Snapshot:
@@ -99,7 +97,7 @@ class Service:
     # ---- answers ---------------------------------------------------------------------------
 
     @functools.cached_property
-    def generator(self):  # type: ignore[no-untyped-def]
+    def generator(self) -> Generator:
         """The local model (loaded lazily on the first question), or with `[llm] backend =
         "server"` the pool of inference servers (civicbot/answer/pool.py)."""
         if self.cfg.llm.backend == "server":
@@ -108,17 +106,13 @@ class Service:
             return ServerPool.from_config(self.cfg.llm, os.environ)
         from civicbot.answer.llm import LlamaGenerator
 
-        return LlamaGenerator.from_config(self.cfg.llm, self.model_path())
+        return LlamaGenerator(self.model_path(), self.cfg.llm)
 
     def model_path(self) -> Path:
-        from civicbot.models import DEFAULT_GGUF_NAME
+        return self.cfg.paths.llm_model
 
-        if self.cfg.llm.model_path:
-            return self.cfg.resolve(self.cfg.llm.model_path)
-        return self.cfg.resolve(MODELS_DIR) / DEFAULT_GGUF_NAME
-
-    def pipeline(self, use_model: bool = True, retriever: Retriever | None = None,
-                 refusal_model=None):  # type: ignore[no-untyped-def]
+    def pipeline(self, use_model: bool = True, retriever: Retriever | None = None,  # type: ignore[no-untyped-def]
+                 refusal_model=None):
         """The answer pipeline over the serving snapshot; `retriever` and `refusal_model`
         replace the default ones (evaluation uses them to try models fitted on other
         questions)."""
@@ -195,8 +189,6 @@ class Service:
         }
 
 
-# Where `civicbot models` puts the embedded default model, relative to the config folder.
-MODELS_DIR = "models"
 
 
 @functools.cache

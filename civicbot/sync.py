@@ -21,14 +21,16 @@ import tomllib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from civicbot import metrics
-from civicbot.audit import Curator, records_for
+from civicbot.audit import records_for
 from civicbot.config import Config, SourceConfig, build, parse_duration
 from civicbot.corpus import IngestReport, expand
+from civicbot.curator import Curator
 from civicbot.errors import ConfigError
 from civicbot.ingest import file_sha256
-from civicbot.model import DocInfo
+from civicbot.records import DocInfo
 from civicbot.sources import SourceFailed, SyncState, fetch, name_from_url, safe_file_name
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ class Syncer:
     def __init__(self, curator: Curator, cfg: Config):
         self.curator = curator
         self.cfg = cfg
-        data = cfg.resolve(cfg.matrix.data_dir)
+        data = cfg.paths.data
         self.sources_dir = data / "sources"  # last good copy of each source
         self.state = SyncState(data / STATE_FILE)
 
@@ -307,6 +309,7 @@ def starter_sources(cfg: Config, documents: Mapping[str, DocInfo]) -> tuple[Sour
 
 
 Notify = Callable[[str], Awaitable[None]]
+T = TypeVar("T")
 
 
 class SyncSchedule:
@@ -339,7 +342,7 @@ class SyncSchedule:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
-    async def _guarded(self, what: str, work: Callable[[], object]) -> object:
+    async def _guarded(self, what: str, work: Callable[[], T]) -> T | None:
         try:
             return await asyncio.to_thread(work)
         except asyncio.CancelledError:
@@ -359,7 +362,7 @@ class SyncSchedule:
                                      lambda: self.syncer.fetch_sources([src]))
         if result is None:
             return
-        reports, notices = result  # type: ignore[misc]
+        reports, notices = result
         report_metrics(all(r.ok for r in reports))
         for notice in notices:
             try:

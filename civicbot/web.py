@@ -3,6 +3,9 @@
 - `open_authorized`: a request that carries an access token drops it when a redirect leaves
   the origin (urllib copies every header to the new request, so a homeserver that redirects
   to another host would hand it the bot's token).
+- `http_json`: one JSON request to a Matrix homeserver through `open_authorized`, for the
+  code that has no nio client and no event loop (the doctor, the embedded homeserver's admin
+  API, the encryption check); failures become one `HttpProblem`.
 - `SourceOpener`: downloads of public documents (`[[sources]]`). A source may redirect, but
   not off https, not to a non-public address (loopback, private, link-local, ...) unless the
   source's own address is such, and never to the homeserver's own port: a configured URL that
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import json
 import socket
 import threading
 import urllib.error
@@ -23,6 +27,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
+
+from civicbot.errors import MatrixError
 
 
 def _origin(url: str) -> tuple[str, str, int]:
@@ -45,6 +51,40 @@ class _KeepAuthOnOrigin(urllib.request.HTTPRedirectHandler):
 def open_authorized(req: urllib.request.Request, timeout: float) -> Any:
     """`urllib.request.urlopen`, but a token never follows a redirect to another origin."""
     return urllib.request.build_opener(_KeepAuthOnOrigin()).open(req, timeout=timeout)
+
+
+class HttpProblem(MatrixError):
+    """A JSON request failed: unreachable (`status` 0), or an error status (`status`, and
+    the Matrix `errcode` when the reply names one)."""
+
+    def __init__(self, message: str, status: int = 0, errcode: str = ""):
+        super().__init__(message)
+        self.status, self.errcode = status, errcode
+
+
+def http_json(method: str, url: str, body: dict[str, Any] | None = None, token: str = "",
+              timeout: float = 30.0) -> tuple[int, dict[str, Any]]:
+    """(status, reply) of a JSON request, as the user of `token` when given."""
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with open_authorized(req, timeout=timeout) as resp:
+            return resp.status, dict(json.loads(resp.read() or b"{}"))
+    except urllib.error.HTTPError as exc:
+        try:
+            err = json.loads(exc.read() or b"{}")
+        except ValueError:
+            err = {}
+        err = err if isinstance(err, dict) else {}
+        code = str(err.get("errcode", ""))
+        raise HttpProblem(f"HTTP {exc.code} {code} {err.get('error', '')}".strip(),
+                          exc.code, code) from exc
+    except (urllib.error.URLError, OSError, ValueError, TypeError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise HttpProblem(f"unreachable ({reason})") from exc
 
 
 # ---- public documents ------------------------------------------------------------------------

@@ -9,7 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from civicbot.config import RetrievalConfig
 from civicbot.lang import words
+
+# A Corpus built with this indexes without the cross-lingual USE model (fast unit tests).
+NO_CROSSLINGUAL = RetrievalConfig(crosslingual=False)
 
 
 class HashingEmbedder:

@@ -30,7 +30,7 @@ from civicbot import config as config_mod
 from civicbot.homeserver import Homeserver
 from civicbot.matrix.bot import Bot
 from civicbot.matrix.events import FINAL, KIND, content_of, obj
-from civicbot.model import Answer, Citation, DocInfo, Turn
+from civicbot.records import Answer, Citation, DocInfo, Turn
 
 TIMEOUT = 30.0
 

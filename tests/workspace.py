@@ -33,7 +33,7 @@ def make_workspace(root: Path, documents: list[Path], extra: str = "") -> Worksp
     (root / "corpus").mkdir(parents=True, exist_ok=True)
     for doc in documents:
         shutil.copy2(doc, root / "corpus" / doc.name)
-    from civicbot.models import DEFAULT_GGUF_NAME
+    from civicbot.config import DEFAULT_GGUF_NAME
 
     # The default model as `scripts/install.sh` placed it (`civicbot models`) in the checkout.
     model = Path(__file__).resolve().parents[1] / "models" / DEFAULT_GGUF_NAME

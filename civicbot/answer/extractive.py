@@ -8,8 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from civicbot.answer.text import Span, sentences
-from civicbot.index.lexical import analyse_query
-from civicbot.ingest.quality import stopwords
+from civicbot.lang import analyse_query, stopwords
 
 
 @dataclass(frozen=True)

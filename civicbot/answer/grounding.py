@@ -33,9 +33,7 @@ from civicbot.answer.text import (
     sentences,
     strip_citations,
 )
-from civicbot.index.lexical import analyse
-from civicbot.ingest.quality import stopwords
-from civicbot.lang import words
+from civicbot.lang import analyse, stopwords, words
 
 MIN_CONTENT_SUPPORT = 0.6
 MIN_NEW_TERMS = 2  # content words an answer sentence must add to the question

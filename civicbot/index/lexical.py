@@ -13,42 +13,16 @@ Why BM25L, no stop-word list, k1=0.9 and b=0.4 (measured on legalqa-nl, docs/ret
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from civicbot.errors import IndexError_
-from civicbot.lang import LANGUAGES, fold
+from civicbot.errors import IndexUnusable
+from civicbot.lang import analyse, analyse_query
 
-_STEMMER_NAMES = {"nl": "dutch", "en": "english"}
-_WORD = re.compile(r"[^\W_]+")
 K1, B, DELTA = 0.9, 0.4, 0.5
-
-
-@cache
-def _stemmer(language: str):  # type: ignore[no-untyped-def]
-    import Stemmer
-
-    return Stemmer.Stemmer(_STEMMER_NAMES[language])
-
-
-def analyse(text: str, language: str) -> list[str]:
-    """Words of `text`, folded and stemmed in `language`."""
-    return list(_stemmer(language).stemWords(_WORD.findall(fold(text))))
-
-
-def analyse_query(text: str) -> list[str]:
-    """A query is analysed in both languages, so an English question still matches a Dutch
-    passage on shared terms (names, numbers, loan words) and vice versa."""
-    seen: dict[str, None] = {}
-    for language in LANGUAGES:
-        for token in analyse(text, language):
-            seen.setdefault(token, None)
-    return list(seen)
 
 
 class LexicalIndex:
@@ -110,6 +84,6 @@ class LexicalIndex:
         vocab = json.loads((folder / "vocab.json").read_text())
         index = cls(weights, vocab, np.load(folder / "df.npy"))
         if index.size != size:
-            raise IndexError_(
+            raise IndexUnusable(
                 f"{folder} does not match its passages; run `civicbot ingest --rebuild`")
         return index

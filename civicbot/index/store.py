@@ -37,10 +37,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from civicbot.errors import IndexError_, ModelMismatch
+from civicbot.errors import IndexUnusable, ModelMismatch
 from civicbot.index.crosslingual import (
     WINDOWING,
     CrossLingualIndex,
@@ -48,8 +49,8 @@ from civicbot.index.crosslingual import (
 )
 from civicbot.index.dense import DenseIndex
 from civicbot.index.lexical import LexicalIndex
-from civicbot.model import Chunk, DocInfo, PageIssue
 from civicbot.protocols import Embedder
+from civicbot.records import Chunk, DocInfo, PageIssue
 
 FORMAT = 1
 # Bump when chunking or titles change (a passage's vector embeds its document's title), so
@@ -95,7 +96,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _info_from_json(d: dict) -> DocInfo:
+def _info_from_json(d: dict[str, Any]) -> DocInfo:
     d = dict(d)
     d["skipped"] = tuple(PageIssue(**s) for s in d.get("skipped", ()))
     d["ocr_pages"] = tuple(d.get("ocr_pages", ()))
@@ -152,7 +153,7 @@ class IndexStore:
         name = pointer.read_text().strip()
         path = self.root / name
         if not _GEN.match(name) or not (path / "manifest.json").exists():
-            raise IndexError_(
+            raise IndexUnusable(
                 f"the index at {self.root} points at a missing generation {name!r}; "
                 "run `civicbot ingest --rebuild` to build it again"
             )
@@ -168,9 +169,37 @@ class IndexStore:
         gen = self.current_generation()
         if gen is None:
             return self.empty(embedding_model or "")
-        manifest = json.loads((gen / "manifest.json").read_text())
+        manifest = self._manifest(gen, embedding_model, crosslingual_model)
+        docs = {d["name"]: _info_from_json(d) for d in manifest["docs"]}
+        with (gen / "chunks.jsonl").open(encoding="utf-8") as fh:
+            chunks = [Chunk(**json.loads(line)) for line in fh]
+        return Snapshot(
+            path=gen,
+            embedding_model=manifest["embedding_model"],
+            docs=docs,
+            chunks=chunks,
+            dense=DenseIndex.load(gen / "dense.faiss"),
+            lexical=LexicalIndex.load(gen / "lexical", len(chunks)),
+            created=manifest["created"],
+            crosslingual=(CrossLingualIndex.load(gen / "crosslingual", len(chunks))
+                          if manifest.get("crosslingual_model") else None),
+        )
+
+    def documents(self, embedding_model: str | None = None) -> dict[str, DocInfo]:
+        """The documents of the serving generation, read from its manifest alone (no
+        passages, no vectors), with the same checks as `load`."""
+        gen = self.current_generation()
+        if gen is None:
+            return {}
+        manifest = self._manifest(gen, embedding_model)
+        return {d["name"]: _info_from_json(d) for d in manifest["docs"]}
+
+    def _manifest(self, gen: Path, embedding_model: str | None = None,
+                  crosslingual_model: str | None = None) -> dict[str, Any]:
+        """The manifest of `gen`, refused when this civicbot cannot serve it as asked."""
+        manifest: dict[str, Any] = json.loads((gen / "manifest.json").read_text())
         if manifest.get("format") != FORMAT:
-            raise IndexError_(
+            raise IndexUnusable(
                 f"the index at {self.root} has format {manifest.get('format')}, this civicbot "
                 f"reads format {FORMAT}; run `civicbot ingest --rebuild`"
             )
@@ -191,20 +220,7 @@ class IndexStore:
                 "ingest --rebuild` (or run `civicbot ingest`, which adds what is missing), or "
                 "set [retrieval] crosslingual = false"
             )
-        docs = {d["name"]: _info_from_json(d) for d in manifest["docs"]}
-        with (gen / "chunks.jsonl").open(encoding="utf-8") as fh:
-            chunks = [Chunk(**json.loads(line)) for line in fh]
-        return Snapshot(
-            path=gen,
-            embedding_model=built_with,
-            docs=docs,
-            chunks=chunks,
-            dense=DenseIndex.load(gen / "dense.faiss"),
-            lexical=LexicalIndex.load(gen / "lexical", len(chunks)),
-            created=manifest["created"],
-            crosslingual=(CrossLingualIndex.load(gen / "crosslingual", len(chunks))
-                          if crosslingual else None),
-        )
+        return manifest
 
     def built_with(self) -> dict[str, str | None]:
         """The models the serving generation was built with ({} when there is none)."""
@@ -300,11 +316,11 @@ class IndexStore:
             cached = self.cached_chunks(key)
             vecs = self.cached_vectors(key, embedder.name)
             if cached is None or vecs is None or len(vecs) != len(cached):
-                raise IndexError_(f"{info.name}: cached passages are missing; ingest it again")
+                raise IndexUnusable(f"{info.name}: cached passages are missing; ingest it again")
             if crosslingual is not None:
                 wins = self.cached_windows(key, crosslingual.name)
                 if wins is None:
-                    raise IndexError_(f"{info.name}: cached cross-lingual vectors are missing; "
+                    raise IndexUnusable(f"{info.name}: cached cross-lingual vectors are missing; "
                                       "ingest it again")
                 window_vectors.append(wins[0])
                 window_owner.append(wins[1] + len(chunks))
@@ -369,7 +385,7 @@ class IndexStore:
             if gen is None or not (gen / "crosslingual").is_dir():
                 return {}
             index = CrossLingualIndex.load(gen / "crosslingual", _passages(gen))
-        except (OSError, ValueError, KeyError, IndexError_):
+        except (OSError, ValueError, KeyError, IndexUnusable):
             return {}  # only a cache: a damaged old generation costs some embedding, no more
         if index.model != model:
             return {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from civicbot.model import Chunk, Document
+from civicbot.records import Chunk, Document
 
 _CHAPTER = re.compile(
     r"^(hoofdstuk|chapter|afdeling|section|titel|title|paragraaf|bijlage|annex|deel|part)"

@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import re
-from functools import cache
 
-from civicbot.lang import words
+from civicbot.lang import stopwords, words
 
 MIN_LETTERS = 15  # fewer letters than this: the page has no usable text layer
 _URL = re.compile(r"https?://\S+|www\.\S+")
-
-
-@cache
-def stopwords() -> frozenset[str]:
-    """Function words of Dutch and English."""
-    from bm25s.stopwords import STOPWORDS_DUTCH, STOPWORDS_EN
-
-    return frozenset(STOPWORDS_DUTCH) | frozenset(STOPWORDS_EN)
 
 
 def page_problem(text: str, recognised: bool = False) -> str | None:

@@ -13,7 +13,7 @@ from civicbot import lang
 from civicbot.errors import DocumentTooLarge, GarbledText, NoUsableText, UnsupportedDocument
 from civicbot.ingest.clean import normalise, running_lines, strip_running_lines
 from civicbot.ingest.quality import page_problem
-from civicbot.model import Document, Page, PageIssue
+from civicbot.records import Document, Page, PageIssue
 
 SUFFIXES = {".pdf", ".txt", ".md", ".markdown", ".html", ".htm"}
 

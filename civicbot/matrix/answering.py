@@ -28,8 +28,8 @@ from civicbot.matrix.link import Link
 from civicbot.matrix.queue import Scheduler
 from civicbot.matrix.render import Rendered, render_answer, render_notice, render_partial
 from civicbot.matrix.state import BotState
-from civicbot.model import Answer, Turn
 from civicbot.protocols import Answerer
+from civicbot.records import Answer, Turn
 from civicbot.texts import language_of, t
 
 log = logging.getLogger(__name__)

@@ -60,7 +60,7 @@ class Bot:
         self.cfg = cfg
         self.answerer = answerer
         # The one place the data folder is worked out; everything below gets it handed in.
-        self.data_dir: Path = cfg.resolve(cfg.matrix.data_dir)
+        self.data_dir: Path = cfg.paths.data
         self.state = BotState.load(self.data_dir)
         if not cfg.matrix.homeserver:
             raise MatrixError("matrix.homeserver: not set (e.g. https://matrix.example.org)")

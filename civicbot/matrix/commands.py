@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from civicbot.matrix.render import Rendered, render_notice, safe_link
-from civicbot.model import DocInfo
+from civicbot.records import DocInfo
 
 # alias -> (command, language the alias implies; None when the word is the same in both)
 ALIASES: dict[str, tuple[str, str | None]] = {

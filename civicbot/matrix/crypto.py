@@ -20,8 +20,6 @@ import json
 import logging
 import sqlite3
 import time
-import urllib.error
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from nio.exceptions import EncryptionError, LocalProtocolError
 
 from civicbot.errors import MatrixError
 from civicbot.texts import t
-from civicbot.web import open_authorized
+from civicbot.web import http_json
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +257,7 @@ def encryption_state(cfg: Any, homeserver: str = "", token: str = "",
     homeserver, token = homeserver or m.homeserver, token or m.access_token
     if not m.encryption:
         return EncryptionState(False, None, False, "", "", None, "")
-    data_dir = cfg.resolve(m.data_dir)
+    data_dir = cfg.paths.data
     try:
         state = json.loads((data_dir / "state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -314,14 +312,9 @@ def _stored_identity_key(path: Path) -> str:
 
 def _server_key(homeserver: str, token: str, user_id: str, device_id: str,
                 timeout: float) -> str:
-    body = json.dumps({"device_keys": {user_id: [device_id]}}).encode()
-    req = urllib.request.Request(
-        homeserver.rstrip("/") + "/_matrix/client/v3/keys/query", data=body, method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with open_authorized(req, timeout=timeout) as resp:
-            data = json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise MatrixError(str(exc)) from exc
+    """The ed25519 key the homeserver holds for the device (a MatrixError when it cannot
+    say)."""
+    _, data = http_json("POST", homeserver.rstrip("/") + "/_matrix/client/v3/keys/query",
+                        {"device_keys": {user_id: [device_id]}}, token, timeout)
     device = ((data.get("device_keys") or {}).get(user_id) or {}).get(device_id) or {}
     return str((device.get("keys") or {}).get(f"ed25519:{device_id}", ""))

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from civicbot.audit import AuditRecord, Curator, RemovalRefused, now
+from civicbot.audit import AuditRecord, now
 from civicbot.corpus import IngestReport
+from civicbot.curator import Curator, RemovalRefused
 from civicbot.errors import CivicbotError, MatrixError
 from civicbot.ingest import SUFFIXES
 from civicbot.matrix import commands, events

@@ -18,7 +18,7 @@ from typing import Any
 
 from civicbot.matrix.commands import parse_command
 from civicbot.matrix.render import Rendered, answer_text_from_body
-from civicbot.model import Turn
+from civicbot.records import Turn
 
 # Namespaced keys on the bot's own messages: what a message is ("answer", "status",
 # "command") and whether an answer is complete. Clients ignore them; the bot reads them

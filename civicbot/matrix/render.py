@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from civicbot.model import Answer
+from civicbot.records import Answer
 from civicbot.texts import page_label, t
 
 QUOTE_CHARS = 300

@@ -111,7 +111,7 @@ def small_workspace(tmp_path_factory, shared, embedder):
     ws = make_workspace(tmp_path_factory.mktemp("small"),
                         [shared / "corpus" / name for name in SMALL_DOCS])
     service = Service(ws.load(), embedder=embedder)
-    reports = service.curator.ingest(service.corpus_folders(), by="cli",
-                                     prune_folders=service.corpus_folders())
+    reports = service.curator.ingest(list(service.cfg.paths.corpus), by="cli",
+                                     prune_folders=list(service.cfg.paths.corpus))
     assert [r.ok for r in reports] == [True, True], [r.describe() for r in reports]
     return ws

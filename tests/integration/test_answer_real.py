@@ -9,7 +9,7 @@ import pytest
 from civicbot import config as config_mod
 from civicbot.answer.messages import say
 from civicbot.answer.pipeline import AnswerPipeline
-from civicbot.model import Turn
+from civicbot.records import Turn
 from civicbot.service import Service
 from tests.fakes import ScriptedGenerator
 

@@ -12,12 +12,12 @@ import pytest
 from matrix_harness import new_user
 
 from civicbot.cli import main
+from civicbot.config import DEFAULT_GGUF_NAME
 from civicbot.corpus import Corpus
 from civicbot.homeserver import free_port
 from civicbot.index.store import IndexStore
-from civicbot.models import DEFAULT_GGUF_NAME
 from tests.conftest import CORPUS, ROOT
-from tests.fakes import HashingEmbedder
+from tests.fakes import NO_CROSSLINGUAL, HashingEmbedder
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +89,7 @@ def test_an_index_built_with_another_embedding_model_needs_a_rebuild(tmp_path, h
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "note.md").write_text("# Opening hours\n\nThe library opens at nine.\n")
-    Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), crosslingual=False).ingest(
+    Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), NO_CROSSLINGUAL).ingest(
         [docs], prune_folders=[docs])
     healthy["corpus"]["paths"] = [str(docs)]
     healthy["index"]["path"] = str(tmp_path / "index")

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from civicbot.answer.llm import LlamaGenerator
+from civicbot.config import DEFAULT_GGUF_NAME, LlmConfig
 from civicbot.errors import GenerationTimeout, ModelError
-from civicbot.models import DEFAULT_GGUF_NAME, ensure_default_llm
+from civicbot.models import ensure_default_llm
 
 QUESTION = [
     {"role": "system", "content": "You are a helpful assistant. Answer in one short sentence."},
@@ -30,8 +31,8 @@ def model_path() -> Path:
 
 @pytest.fixture(scope="module")
 def generator(model_path: Path) -> LlamaGenerator:
-    return LlamaGenerator(model_path, n_ctx=2048, n_threads=0, temperature=0.1,
-                          max_tokens=48, time_limit_s=60.0)
+    return LlamaGenerator(model_path, LlmConfig(n_ctx=2048, n_threads=0, temperature=0.1,
+                                                max_tokens=48, time_limit_s=60.0))
 
 
 @pytest.mark.slow
@@ -56,7 +57,7 @@ def test_counts_tokens_and_reports_context(generator: LlamaGenerator) -> None:
 
 @pytest.mark.slow
 def test_time_limit_keeps_partial_text_then_raises(model_path: Path) -> None:
-    hasty = LlamaGenerator(model_path, max_tokens=1500, time_limit_s=0.5)
+    hasty = LlamaGenerator(model_path, LlmConfig(max_tokens=1500, time_limit_s=0.5))
     hasty.count_tokens("load the model before the clock starts")
     pieces: list[str] = []
     arrived: list[float] = []

@@ -27,6 +27,7 @@ from civicbot.ingest.ocr import (
     words_from_tsv,
 )
 from tests.conftest import CORPUS, ROOT
+from tests.fakes import NO_CROSSLINGUAL
 
 pytestmark = pytest.mark.slow
 
@@ -159,7 +160,7 @@ def test_the_confidence_filter_is_what_removes_the_scribbles():
 @needs_tesseract
 def test_page_cap_leaves_later_pages_out_and_says_so(tmp_path):
     ocr = TesseractOcr(max_pages_per_document=2, dpi=150)
-    corpus = Corpus(IndexStore(tmp_path / "index"), _embedder(), crosslingual=False, ocr=ocr)
+    corpus = Corpus(IndexStore(tmp_path / "index"), _embedder(), NO_CROSSLINGUAL, ocr=ocr)
     (report,) = corpus.ingest([CORPUS / SCANNED])
     assert report.ocr_pages == (1, 2)
     assert [(s.number, s.reason) for s in report.skipped] == [

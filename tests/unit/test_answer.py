@@ -3,7 +3,7 @@ from civicbot.answer.messages import say
 from civicbot.answer.pipeline import AnswerPipeline, AnswerSettings, retrieval_query
 from civicbot.answer.prompt import build_messages
 from civicbot.answer.text import facts, sentences
-from civicbot.model import Chunk, Hit, Turn
+from civicbot.records import Chunk, Hit, Turn
 from tests.fakes import FixedSource, ScriptedGenerator
 
 FRIA = ("Vanaf 2 augustus 2026 moeten gebruiksverantwoordelijken van hoog-risico AI-systemen "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from civicbot.answer.pipeline import AnswerPipeline, AnswerSettings
-from civicbot.model import Chunk, Hit
+from civicbot.records import Chunk, Hit
 from tests.fakes import FixedSource
 
 

@@ -8,11 +8,12 @@ import json
 import pytest
 
 from civicbot import config
-from civicbot.audit import AuditLog, AuditRecord, Curator, RemovalRefused, records_for
+from civicbot.audit import AuditLog, AuditRecord, records_for
 from civicbot.cli import main
 from civicbot.corpus import Corpus, IngestReport
+from civicbot.curator import Curator, RemovalRefused
 from civicbot.index.store import IndexStore
-from tests.fakes import HashingEmbedder
+from tests.fakes import NO_CROSSLINGUAL, HashingEmbedder
 
 TEXT = ("De gemeente verleent subsidie voor het isoleren van woningen. Een aanvraag wordt "
         "binnen acht weken beoordeeld door het college van burgemeester en wethouders. ") * 8
@@ -21,7 +22,7 @@ TEXT = ("De gemeente verleent subsidie voor het isoleren van woningen. Een aanvr
 def make(tmp_path):
     folder = tmp_path / "corpus"
     folder.mkdir()
-    corpus = Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), crosslingual=False)
+    corpus = Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), NO_CROSSLINGUAL)
     log = AuditLog(tmp_path / "data" / "audit.jsonl")
     return folder, Curator(corpus, log, [folder], tmp_path / "data" / "attic")
 
@@ -130,7 +131,7 @@ def test_a_replaced_file_in_a_subfolder_goes_to_the_attic_and_the_watch_stays_qu
 
 
 def test_only_indexed_non_source_documents_are_replaced_and_only_inside_the_folders(tmp_path):
-    from civicbot.audit import OutsideCorpus
+    from civicbot.curator import OutsideCorpus
 
     folder, curator = make(tmp_path)
     outside = tmp_path / "outside.txt"

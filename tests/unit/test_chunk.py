@@ -1,5 +1,5 @@
 from civicbot.ingest.chunk import chunk_document
-from civicbot.model import Document, Page
+from civicbot.records import Document, Page
 
 
 def _doc(*pages: str) -> Document:

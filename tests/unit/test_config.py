@@ -84,3 +84,20 @@ def test_concurrent_answers_apply_to_servers_only():
     cfg = config.build({}, env={"CIVICBOT_LLM_BACKEND": "server",
                                 "CIVICBOT_LLM_SERVERS": "http://a:1/v1, http://b:2/v1"})
     assert cfg.llm.servers == ("http://a:1/v1", "http://b:2/v1")
+
+
+def test_paths_are_derived_once_from_the_config_folder(tmp_path):
+    cfg = config.build({"matrix": {"data_dir": "state"}, "corpus": {"paths": ["a", "/abs"]},
+                        "llm": {"model_path": "m/x.gguf"}}, env={}, base_dir=str(tmp_path))
+    paths = cfg.paths
+    assert paths.data == tmp_path / "state"
+    assert paths.homeserver == tmp_path / "state" / "homeserver"
+    assert paths.index == tmp_path / "index" and paths.corpus == (tmp_path / "a", Path("/abs"))
+    assert paths.models == tmp_path / config.MODELS_DIR
+    assert paths.llm_model == tmp_path / "m" / "x.gguf"
+    assert config.build({}, env={}, base_dir=str(tmp_path)).paths.llm_model == (
+        tmp_path / config.MODELS_DIR / config.DEFAULT_GGUF_NAME)
+    # a copy with another setting derives its own paths; the original keeps its own
+    moved = cfg.replace("index", path="/elsewhere")
+    assert moved.paths.index == Path("/elsewhere") and cfg.paths.index == tmp_path / "index"
+    assert moved.paths.data == paths.data

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from civicbot.errors import IndexError_
+from civicbot.errors import IndexUnusable
 from civicbot.index.crosslingual import (
     CrossLingualIndex,
     UseEmbedder,
@@ -20,7 +20,7 @@ from civicbot.index.dense import DenseIndex
 from civicbot.index.lexical import LexicalIndex
 from civicbot.index.store import Snapshot, lexical_text
 from civicbot.lang import words
-from civicbot.model import Chunk
+from civicbot.records import Chunk
 from civicbot.retrieve import Retriever, neighbour_boost
 from tests.fakes import HashingEmbedder
 
@@ -86,7 +86,7 @@ def test_passage_score_is_its_best_window_and_the_index_round_trips(tmp_path):
     loaded = CrossLingualIndex.load(tmp_path / "x", passages=2)
     assert loaded.model == "m" and loaded.vocabulary == {"nl": ["huur"]}
     assert np.array_equal(loaded.window_vectors, vectors)
-    with pytest.raises(IndexError_, match="ingest --rebuild"):
+    with pytest.raises(IndexUnusable, match="ingest --rebuild"):
         CrossLingualIndex.load(tmp_path / "x", passages=3)
 
 

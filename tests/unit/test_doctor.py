@@ -9,15 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import HashingEmbedder
+from fakes import NO_CROSSLINGUAL, HashingEmbedder
 
 from civicbot import config as config_mod
 from civicbot import doctor
 from civicbot.cli import main
+from civicbot.config import DEFAULT_GGUF_NAME
 from civicbot.corpus import Corpus
 from civicbot.homeserver import free_port
 from civicbot.index.store import IndexStore
-from civicbot.models import DEFAULT_GGUF_NAME
 
 
 def _setup(tmp_path: Path, **sections) -> doctor.Doctor:  # type: ignore[no-untyped-def]
@@ -39,7 +39,7 @@ def _index(tmp_path: Path, files: dict[str, str]) -> None:
     past = time.time() - 60  # older than the index: there at the ingest
     for f in corpus.iterdir():
         os.utime(f, (past, past))
-    Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), crosslingual=False).ingest(
+    Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), NO_CROSSLINGUAL).ingest(
         [corpus], prune_folders=[corpus])
 
 

@@ -14,7 +14,7 @@ from civicbot.matrix.editing import (
     report_text,
     upload_name,
 )
-from civicbot.model import PageIssue
+from civicbot.records import PageIssue
 
 
 def test_file_events_plain_and_encrypted():

@@ -12,7 +12,7 @@ import numpy as np
 
 from civicbot.answer import extractive
 from civicbot.index.store import IndexStore
-from civicbot.model import Chunk
+from civicbot.records import Chunk
 
 
 def test_the_embedded_accounts_file_is_never_world_readable(tmp_path, monkeypatch):

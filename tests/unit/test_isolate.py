@@ -7,13 +7,14 @@ import time
 
 import pytest
 
-from civicbot.audit import AuditLog, Curator
+from civicbot.audit import AuditLog
 from civicbot.corpus import Corpus
+from civicbot.curator import Curator
 from civicbot.errors import CorruptDocument
 from civicbot.index.store import IndexStore
 from civicbot.ingest.isolate import Worker, WorkerLimit, parse
 from tests.conftest import CORPUS, MOTIE
-from tests.fakes import HashingEmbedder
+from tests.fakes import NO_CROSSLINGUAL, HashingEmbedder
 from tests.unit.isolate_tasks import answer, burn, eat_memory, nap, spin, spin_pages
 
 
@@ -41,7 +42,7 @@ def test_a_reader_exception_rejects_one_file_and_the_batch_goes_on(tmp_path):
     folder.mkdir()
     (folder / "a-odd.pdf").write_bytes(certificate_encrypted_pdf())
     (folder / MOTIE).write_bytes((CORPUS / MOTIE).read_bytes())
-    corpus = Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), crosslingual=False)
+    corpus = Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), NO_CROSSLINGUAL)
     curator = Curator(corpus, AuditLog(tmp_path / "audit.jsonl"), [folder], tmp_path / "attic")
     reports = {r.name: r for r in curator.ingest([folder], by="cli")}
     assert reports["a-odd.pdf"].status == "rejected"

@@ -97,7 +97,7 @@ MOTION = ("Constaterende dat veel banken een negatieve spaarrente hanteren vanaf
 
 
 def _hit(text: str, coverage_doc: str = "motie.pdf"):
-    from civicbot.model import Chunk, Hit
+    from civicbot.records import Chunk, Hit
 
     chunk = Chunk(coverage_doc, 0, 1, 1, 0, len(text), "", text, "nl")
     return Hit(chunk, "Motie over negatieve rente", 1.0, dense=0.6)

@@ -6,7 +6,7 @@ from civicbot.matrix.commands import (
     privacy_text,
     sources_text,
 )
-from civicbot.model import DocInfo
+from civicbot.records import DocInfo
 
 
 def test_parse_commands_and_dutch_aliases():

@@ -19,7 +19,7 @@ from civicbot.matrix.events import (
     thread_root_of,
 )
 from civicbot.matrix.render import MAX_TEXT_CHARS, Rendered, render_answer
-from civicbot.model import Answer, Citation
+from civicbot.records import Answer, Citation
 
 BOT = "@civicbot:example.org"
 

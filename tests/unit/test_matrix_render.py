@@ -6,7 +6,7 @@ from civicbot.matrix.render import (
     safe_link,
     shorten,
 )
-from civicbot.model import Answer, Citation
+from civicbot.records import Answer, Citation
 
 
 def _answer(**kw):

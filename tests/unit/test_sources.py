@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from civicbot import config
-from civicbot.audit import AuditLog, Curator
+from civicbot.audit import AuditLog
 from civicbot.corpus import Corpus
+from civicbot.curator import Curator
 from civicbot.index.store import IndexStore
 from civicbot.sources import SourceFailed, fetch, name_from_url, safe_file_name
 from civicbot.sync import Syncer
-from tests.fakes import HashingEmbedder
+from tests.fakes import NO_CROSSLINGUAL, HashingEmbedder
 
 TEXT = ("Het college stelt een afvalplan vast. Grof huishoudelijk afval wordt op afspraak "
         "opgehaald en restafval elke dinsdag. ") * 8
@@ -93,7 +94,7 @@ def make_syncer(tmp_path, sources, embedder=None, **sync) -> Syncer:
     folder = tmp_path / "corpus"
     folder.mkdir(exist_ok=True)
     corpus = Corpus(IndexStore(tmp_path / "index"), embedder or HashingEmbedder(),
-                    crosslingual=False)
+                    NO_CROSSLINGUAL)
     curator = Curator(corpus, AuditLog(tmp_path / "data" / "audit.jsonl"), [folder],
                       tmp_path / "data" / "attic")
     return Syncer(curator, cfg)
@@ -235,7 +236,9 @@ def test_starter_sources_fill_an_empty_corpus_until_the_deployer_adds_their_own(
         service = Service()
         cfg = _adopt_starter_sources(syncer.cfg, service)
         assert [s.url for s in cfg.sources] == [f"{site.url}/afval.txt"]
-        assert service.cfg is cfg  # the bot's schedule keeps them current
+        # the bot runs with the returned config, so its schedule keeps them current; the
+        # service keeps the config its corpus and curator were built from
+        assert service.cfg is syncer.cfg
         assert list(service.corpus.documents()) == ["afval.txt"]
         assert "fetching 1 starter documents" in capsys.readouterr().out
 

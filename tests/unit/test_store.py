@@ -3,10 +3,10 @@
 import pytest
 
 from civicbot.corpus import Corpus
-from civicbot.errors import IndexError_, ModelMismatch
+from civicbot.errors import IndexUnusable, ModelMismatch
 from civicbot.index.store import IndexStore
 from civicbot.retrieve import Retriever
-from tests.fakes import HashingEmbedder
+from tests.fakes import NO_CROSSLINGUAL, HashingEmbedder
 from tests.unit.test_crosslingual import BilingualEmbedder
 
 
@@ -66,14 +66,14 @@ def test_ingest_search_skip_replace_remove(tmp_path, docs):
 
 
 def test_index_refuses_another_embedding_model(tmp_path, docs):
-    Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), crosslingual=False).ingest([docs])
+    Corpus(IndexStore(tmp_path / "index"), HashingEmbedder(), NO_CROSSLINGUAL).ingest([docs])
 
     class Other(HashingEmbedder):
         name = "test:other"
 
     with pytest.raises(ModelMismatch, match="civicbot ingest --rebuild"):
         IndexStore(tmp_path / "index").load(Other.name)
-    reports = Corpus(IndexStore(tmp_path / "index"), Other(), crosslingual=False).ingest(
+    reports = Corpus(IndexStore(tmp_path / "index"), Other(), NO_CROSSLINGUAL).ingest(
         [docs], rebuild=True)
     assert IndexStore(tmp_path / "index").load(Other.name).docs.keys() == {
         r.name for r in reports if r.status == "added"}
@@ -82,7 +82,7 @@ def test_index_refuses_another_embedding_model(tmp_path, docs):
 def test_failed_commit_leaves_the_previous_generation(tmp_path, docs, monkeypatch):
     store = IndexStore(tmp_path / "index")
     embedder = HashingEmbedder()
-    Corpus(store, embedder, crosslingual=False).ingest([docs])
+    Corpus(store, embedder, NO_CROSSLINGUAL).ingest([docs])
     before = (tmp_path / "index" / "CURRENT").read_text()
     _write(docs, "new.md", "Een nieuw document over afvalinzameling en containers.")
 
@@ -91,7 +91,7 @@ def test_failed_commit_leaves_the_previous_generation(tmp_path, docs, monkeypatc
 
     monkeypatch.setattr("civicbot.index.store.DenseIndex.save", crash)
     with pytest.raises(OSError):
-        Corpus(store, embedder, crosslingual=False).ingest([docs])
+        Corpus(store, embedder, NO_CROSSLINGUAL).ingest([docs])
     assert (tmp_path / "index" / "CURRENT").read_text() == before
     assert "new.md" not in store.load(embedder.name).docs
 
@@ -125,7 +125,7 @@ def test_crosslingual_vectors_are_cached_per_document(tmp_path, docs):
 def test_an_index_without_the_crosslingual_model_is_refused_then_upgraded(tmp_path, docs):
     store = IndexStore(tmp_path / "index")
     embedder = HashingEmbedder()
-    Corpus(store, embedder, crosslingual=False).ingest([docs])
+    Corpus(store, embedder, NO_CROSSLINGUAL).ingest([docs])
     assert store.load(embedder.name).crosslingual is None
     use = BilingualEmbedder()
     with pytest.raises(ModelMismatch, match="ingest --rebuild"):
@@ -144,12 +144,12 @@ def test_an_upgraded_chunker_re_reads_documents_it_needs(tmp_path, docs, monkeyp
     """After an upgrade changes the chunker version, adding one document re-reads the others
     from their files instead of failing; a document whose file is gone gets a clear error."""
     store = IndexStore(tmp_path / "index")
-    Corpus(store, HashingEmbedder(), crosslingual=False).ingest([docs])
+    Corpus(store, HashingEmbedder(), NO_CROSSLINGUAL).ingest([docs])
     monkeypatch.setattr("civicbot.index.store.CHUNKER_VERSION", "c-next")
     # the new version also reads titles differently: re-read documents get the new title
     monkeypatch.setattr("civicbot.ingest.reader.guess_title", lambda page, fallback: "Nieuw")
     _write(docs, "new.md", "Een nieuw document over afvalinzameling en containers.")
-    corpus = Corpus(store, HashingEmbedder(), crosslingual=False)
+    corpus = Corpus(store, HashingEmbedder(), NO_CROSSLINGUAL)
     assert [r.status for r in corpus.ingest([docs / "new.md"])] == ["added"]
     assert {"huur.md", "new.md"} <= set(corpus.documents())
     assert IndexStore(tmp_path / "index").load(HashingEmbedder.name).docs["huur.md"].title == (
@@ -158,6 +158,22 @@ def test_an_upgraded_chunker_re_reads_documents_it_needs(tmp_path, docs, monkeyp
     monkeypatch.setattr("civicbot.index.store.CHUNKER_VERSION", "c-later")
     (docs / "huur.md").unlink()
     _write(docs, "newer.md", "Nog een document, nu over straatverlichting en lantaarnpalen.")
-    with pytest.raises(IndexError_, match="huur.md.*--rebuild"):
+    with pytest.raises(IndexUnusable, match="huur.md.*--rebuild"):
         corpus.ingest([docs / "newer.md"])
     assert "newer.md" not in IndexStore(tmp_path / "index").load(HashingEmbedder.name).docs
+
+
+def test_the_document_list_comes_from_the_manifest_alone(tmp_path, docs):
+    store = IndexStore(tmp_path / "index")
+    assert store.documents() == {}
+    corpus = Corpus(store, HashingEmbedder(), NO_CROSSLINGUAL)
+    corpus.ingest([docs])
+    listed = corpus.documents()
+    assert listed == store.load(HashingEmbedder.name).docs and listed
+    gen = store.current_generation()
+    assert gen is not None
+    for heavy in ("chunks.jsonl", "dense.faiss"):  # not read for the list
+        (gen / heavy).unlink()
+    assert corpus.documents() == listed
+    with pytest.raises(ModelMismatch, match="civicbot ingest --rebuild"):
+        store.documents("test:other")  # the same checks as a full load

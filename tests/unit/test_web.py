@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 from civicbot import web
-from civicbot.doctor import http_json
 from civicbot.sources import SourceFailed, fetch
-from civicbot.web import Reach, Refused, is_public
+from civicbot.web import Reach, Refused, http_json, is_public
 
 
 @dataclass
@@ -260,3 +259,23 @@ def test_the_deadline_also_cuts_an_https_download(tmp_path, monkeypatch):
         assert info.value.reason == "timeout", info.value
         assert time.monotonic() - started < 6
     assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == ["quick.txt"]
+
+
+def test_json_request_failures_are_one_matrix_error_with_the_status_and_errcode():
+    from civicbot.errors import MatrixError
+    from civicbot.homeserver import free_port
+    from civicbot.web import HttpProblem
+
+    refused = b'{"errcode": "M_FORBIDDEN", "error": "Invalid password"}'
+    with serving({"/login": Route(status=403, body=refused),
+                  "/junk": Route(body=b"<html>not json</html>")}) as homeserver:
+        with pytest.raises(HttpProblem) as caught:
+            http_json("GET", f"{homeserver.url}/login")
+        assert isinstance(caught.value, MatrixError)
+        assert (caught.value.status, caught.value.errcode) == (403, "M_FORBIDDEN")
+        assert str(caught.value) == "HTTP 403 M_FORBIDDEN Invalid password"
+        with pytest.raises(HttpProblem, match="unreachable"):
+            http_json("GET", f"{homeserver.url}/junk")  # a reply that is not JSON
+    with pytest.raises(HttpProblem, match="unreachable") as caught:
+        http_json("GET", f"http://127.0.0.1:{free_port()}/x", timeout=2)
+    assert caught.value.status == 0
