@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -181,14 +182,14 @@ class LinearModel:
     scale: np.ndarray
     coef: np.ndarray
     intercept: float = 0.0
-    extra: dict | None = None  # e.g. the refusal threshold
+    extra: dict[str, Any] | None = None  # e.g. the refusal threshold
 
     def score(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.scale) @ self.coef + self.intercept
 
     def to_json(self) -> str:
         # Rounded, so that the file is the same bit for bit wherever it is rebuilt.
-        def r(v: Sequence[float]) -> list[float]:
+        def r(v: Sequence[float] | np.ndarray) -> list[float]:
             return [round(float(a), 6) for a in v]
 
         data = {"features": list(self.features), "mean": r(self.mean), "scale": r(self.scale),

@@ -26,6 +26,7 @@ from civicbot.index.crosslingual import shared_use, surface_words
 from civicbot.index.store import Snapshot
 from civicbot.lang import analyse
 from civicbot.protocols import Embedder
+from civicbot.rank import PassageText, Query
 from civicbot.records import DocInfo, Hit
 
 RERANK = rank.RERANK
@@ -126,19 +127,19 @@ class Retriever:
         (to train it). None when nothing can be ranked. A question value brings its
         language and the kind of fact it asks; for a plain query they are worked out here."""
         question = query if isinstance(query, Question) else None
-        query = question.query if question is not None else query
+        text: str = question.query if question is not None else str(query)
         chunks = self.snapshot.chunks
-        if not chunks or not query.strip():
+        if not chunks or not text.strip():
             return None
         n_chunks = len(chunks)
         languages = self._languages()
-        question_language = question.language if question is not None else lang.detect(query)
-        lexical = self.snapshot.lexical.scores(query)
-        dense = (self.snapshot.dense.scores(self.embedder.embed([query])[0])
+        question_language = question.language if question is not None else lang.detect(text)
+        lexical = self.snapshot.lexical.scores(text)
+        dense = (self.snapshot.dense.scores(self.embedder.embed([text])[0])
                  if self.dense_weight > 0 else np.zeros(n_chunks, np.float32))
         cross = None
         if self.crosslingual and self.snapshot.crosslingual is not None:
-            lexical, cross = self._crosslingual(query, question_language, lexical, languages)
+            lexical, cross = self._crosslingual(text, question_language, lexical, languages)
         if docs is not None:
             mask = np.array([c.doc in docs for c in chunks])
             lexical, dense = (np.where(mask, s, -np.inf) for s in (lexical, dense))
@@ -161,8 +162,8 @@ class Retriever:
         fused = neighbour_boost(base, doc_ids, self.neighbour_weight)
         order = candidates[np.argsort(-fused[candidates], kind="stable")]
         top = order[:RERANK]
-        what = question.asked if question is not None else asked(query)
-        x = (self._features(query, question_language, what, top, base, fused, lexical, dense,
+        what = question.asked if question is not None else asked(text)
+        x = (self._features(text, question_language, what, top, base, fused, lexical, dense,
                             cross)
              if self.ranker is not None or features else np.zeros((len(top), 0)))
         scores = fused[order].astype(float)
@@ -204,7 +205,7 @@ class Retriever:
                              doc_chunks)
 
     def query_side(self, query: str, question_language: str,
-                   what: Asked | None) -> rank.Query:
+                   what: Asked | None) -> Query:
         """The question's terms (with their idf) in each language of the corpus: its own in
         its language, its translation in the others."""
         terms = {}
@@ -221,7 +222,7 @@ class Retriever:
     def _cache(self) -> dict:  # type: ignore[type-arg]
         return self.snapshot.__dict__.setdefault("_ranking_cache", {})
 
-    def _texts(self) -> dict[int, rank.PassageText]:
+    def _texts(self) -> dict[int, PassageText]:
         return self._cache().setdefault("texts", {})
 
     def _languages(self) -> np.ndarray:
@@ -343,7 +344,7 @@ def coverage(question: str, hit: Hit, snapshot: Snapshot) -> float:
 def link(info: DocInfo | None, hit: Hit, page: int | None = None) -> str:
     """A link to the cited page (by default the passage's first): the public source with
     #page=N, or the file name."""
-    page = f"#page={page or hit.chunk.page_start}"
+    anchor = f"#page={page or hit.chunk.page_start}"
     if info is not None and info.source.startswith(("http://", "https://")):
-        return info.source + page
-    return hit.chunk.doc + page
+        return info.source + anchor
+    return hit.chunk.doc + anchor

@@ -345,9 +345,9 @@ class AnswerPipeline:
             return None
         if not lead:
             return None
-        return Answer(answer.question, compose(lead), "generated", answer.language,
-                      answer.citations, answer.hits, answer.seconds + time.perf_counter()
-                      - started, query)
+        return dataclasses.replace(
+            answer, text=compose(lead), mode="generated",
+            seconds=answer.seconds + time.perf_counter() - started)
 
     def _with_lead(self, answer: Answer, lead: list[grounding.CheckedSentence],
                    numbers: list[int]) -> str:

@@ -363,7 +363,7 @@ def _editing(link: Link, cfg: Config, answerer: Answerer, state: BotState, data_
         return None
     from civicbot.sync import Syncer
 
-    curator = answerer.curator  # type: ignore[attr-defined]
+    curator = answerer.curator  # type: ignore[attr-defined]  # checked just above
     return Editing(link, cfg, state, data_dir, room_language, curator, Syncer(curator, cfg))
 
 
