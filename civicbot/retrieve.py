@@ -68,6 +68,9 @@ class Ranking:
     features: np.ndarray
 
 
+_DEFAULTS = RetrievalConfig()
+
+
 @dataclass
 class Retriever:
     """Searches one snapshot. The cross-lingual signals are used when `crosslingual` is on
@@ -77,13 +80,14 @@ class Retriever:
 
     snapshot: Snapshot
     embedder: Embedder
-    dense_weight: float = 0.4
-    crosslingual: bool = True
+    # Defaults: the [retrieval] section's (config.py declares them, once).
+    dense_weight: float = _DEFAULTS.dense_weight
+    crosslingual: bool = _DEFAULTS.crosslingual
     # Weight of the cross-lingual model for passages in the question's language and in the
     # other language (where BM25 and the English embedder see little).
-    crosslingual_weight_same: float = 0.3
-    crosslingual_weight_other: float = 1.0
-    neighbour_weight: float = 0.3
+    crosslingual_weight_same: float = _DEFAULTS.crosslingual_weight_same_language
+    crosslingual_weight_other: float = _DEFAULTS.crosslingual_weight
+    neighbour_weight: float = _DEFAULTS.neighbour_weight
     # How much a match of the question's word-by-word translation counts against a match of
     # its own words (for a passage in another language).
     translation_weight: float = TRANSLATION_WEIGHT

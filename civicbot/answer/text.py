@@ -8,7 +8,6 @@ from dataclasses import dataclass
 # A sentence ends at . ! ? (or a line break before a list item) followed by a capital, digit,
 # bullet or citation; abbreviations like "art. 27" or "o.a." are not followed by a capital.
 _SENT_END = re.compile(r"(?<=[.!?])\s+(?=[\"'‘“(\[]?[A-ZÀ-Ý0-9•\-])|\n(?=\s*[•\-–*]|\s*[a-z]\)\s)")
-CITATION = re.compile(r"\[(\d{1,2})(?:\s*[,;]\s*(\d{1,2}))*\]")
 _NUMBER = re.compile(r"\d+(?:[ .,]\d{3})*(?:[.,]\d+)?%?")
 _MONTHS = ("januari|februari|maart|april|mei|juni|juli|augustus|september|oktober|november|"
            "december|january|february|march|may|june|july|august|october")
