@@ -246,7 +246,7 @@ def cmd_search(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
-    from civicbot import evaluate
+    from civicbot import crossval, evaluate
 
     if args.eval_command == "beir":
         result = evaluate.beir(args.folder, cfg)
@@ -266,16 +266,16 @@ def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         result = evaluate.qa(args.file, cfg, retrieval_only=args.retrieval_only,
                              use_model=not args.extractive, details=args.details)
     elif args.eval_command == "cv":
-        result = evaluate.cross_validate(args.file, cfg, args.folds,
+        result = crossval.cross_validate(args.file, cfg, args.folds,
                                          ranker=not args.no_ranker,
                                          refusal=not args.no_refusal, details=args.details,
-                                         grid={"quotes": evaluate.GRID,
-                                               "retrieval": evaluate.RETRIEVAL_GRID,
+                                         grid={"quotes": crossval.GRID,
+                                               "retrieval": crossval.RETRIEVAL_GRID,
                                                None: None}[args.grid])
     elif args.eval_command == "train":
         from civicbot.rank import DATA
 
-        for path in evaluate.train(args.file, cfg, args.out or DATA):
+        for path in crossval.train(args.file, cfg, args.out or DATA):
             print(f"wrote {path}")
         return 0
     else:
