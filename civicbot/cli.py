@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from civicbot import __version__
+from civicbot import __version__, cli_eval
 from civicbot import config as config_mod
 from civicbot.errors import CivicbotError, ConfigError
 from civicbot.texts import page_label, t
@@ -84,40 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         "check the installation (config, homeserver, models, index, disk, memory); "
         "exit 0 only when all is well"))
 
-    s = sub.add_parser("eval", help="measure retrieval and answer quality")
-    ev = s.add_subparsers(dest="eval_command", metavar="KIND")
-    e = ev.add_parser("beir", help="retrieval on a BEIR-layout folder")
-    e.add_argument("folder", type=Path)
-    e.add_argument("--json", action="store_true")
-    e = ev.add_parser("qa", help="questions in the dev.jsonl format")
-    e.add_argument("file", type=Path)
-    e.add_argument("--json", action="store_true")
-    e.add_argument("--retrieval-only", action="store_true")
-    e.add_argument("--extractive", action="store_true",
-                   help="answer by quoting only, without the local model (fast)")
-    e.add_argument("--details", type=Path, metavar="OUT.jsonl",
-                   help="write one line per question (mode, citations, confidence, ...)")
-    e = ev.add_parser("cv", help=(
-        "cross-validate the learned ranker and refusal classifier on labelled questions, "
-        "folds grouped by document (answers by quoting)"))
-    e.add_argument("file", type=Path)
-    e.add_argument("--folds", type=int, default=5)
-    e.add_argument("--no-ranker", action="store_true", help="rank by the hand-set fusion")
-    e.add_argument("--no-refusal", action="store_true",
-                   help="refuse below a coverage threshold calibrated on the other folds")
-    e.add_argument("--details", type=Path, metavar="OUT.jsonl")
-    e.add_argument("--grid", nargs="?", const="quotes", choices=("quotes", "retrieval"),
-                   help="also choose the quote (or retrieval) settings on the other folds "
-                        "(nested), and print the choice on all the questions")
-    e.add_argument("--json", action="store_true")
-    e = ev.add_parser("train", help=(
-        "fit the ranker and the refusal classifier on labelled questions "
-        "(writes ranker.json and refusal.json)"))
-    e.add_argument("file", type=Path)
-    e.add_argument("--out", type=Path, default=None,
-                   help="folder to write to (default: civicbot's own data folder)")
-    e = ev.add_parser("calibrate", help="the refusal threshold for questions in dev.jsonl format")
-    e.add_argument("file", type=Path)
+    cli_eval.add_parser(sub)
     return p
 
 
@@ -243,63 +210,6 @@ def cmd_search(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     if not hits:
         print("Nothing found.")
     return 0
-
-
-def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
-    from civicbot import evaluate
-
-    if args.eval_command == "beir":
-        result = evaluate.beir(args.folder, cfg)
-        print(f"indexed in {result.pop('index_seconds')} s", file=sys.stderr)
-    elif args.eval_command == "calibrate":
-        from civicbot.service import Service
-
-        pairs = evaluate.confidences(args.file, Service(cfg))
-        threshold = evaluate.calibrate(pairs)
-        for score, answerable in sorted(pairs):
-            print(f"{score:.3f} {'answerable' if answerable else 'unanswerable'}")
-        for line in evaluate.calibration_check(pairs):
-            print(line)
-        print(f"refusal threshold: {threshold}")
-        return 0
-    elif args.eval_command == "qa":
-        result = evaluate.qa(args.file, cfg, retrieval_only=args.retrieval_only,
-                             use_model=not args.extractive, details=args.details)
-    elif args.eval_command == "cv":
-        result = evaluate.cross_validate(args.file, cfg, args.folds,
-                                         ranker=not args.no_ranker,
-                                         refusal=not args.no_refusal, details=args.details,
-                                         grid={"quotes": evaluate.GRID,
-                                               "retrieval": evaluate.RETRIEVAL_GRID,
-                                               None: None}[args.grid])
-    elif args.eval_command == "train":
-        from civicbot.rank import DATA
-
-        for path in evaluate.train(args.file, cfg, args.out or DATA):
-            print(f"wrote {path}")
-        return 0
-    else:
-        raise ConfigError("usage: civicbot eval beir DIR | civicbot eval qa FILE | "
-                          "civicbot eval cv FILE | civicbot eval train FILE")
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        _print_figures(result)
-    return 0
-
-
-def _print_figures(result: dict[str, Any]) -> None:
-    """The figures as a table, with a column per question group when there are groups."""
-    groups = result.pop("groups", {}) if isinstance(result.get("groups"), dict) else {}
-    for choice in result.pop("chosen", []):
-        print("chosen on the other folds:", json.dumps(choice))
-    if "whole" in result:
-        print("chosen on every question:", json.dumps(result.pop("whole")))
-    names = list(groups)
-    print(f"{'':28} {'all':>8}" + "".join(f" {n:>12}" for n in names))
-    for key, value in result.items():
-        print(f"{key:28} {value!s:>8}"
-              + "".join(f" {groups[n].get(key, '')!s:>12}" for n in names))
 
 
 def _print_answer(answer: Answer) -> None:
@@ -502,7 +412,7 @@ def cmd_start(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "docs": cmd_docs, "search": cmd_search, "eval": cmd_eval,
+COMMANDS = {"ingest": cmd_ingest, "docs": cmd_docs, "search": cmd_search, "eval": cli_eval.cmd_eval,
             "ask": cmd_ask, "chat": cmd_chat, "models": cmd_models, "run": cmd_run,
             "stats": cmd_stats, "start": cmd_start, "sync": cmd_sync}
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from civicbot.answer.text import Span, sentences
 from civicbot.lang import analyse_query, stopwords
+from civicbot.records import Chunk
 
 
 @dataclass(frozen=True)
@@ -312,3 +313,25 @@ def focus(question: str, passage: str, max_words: int = 110) -> str:
             lo -= 1
             count += len(spans[lo].text.split())
     return passage[spans[lo].start : spans[hi].end]
+
+
+def quote_pages(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
+    """The first and last page of `chunk.text[start:end]`. A passage's text joins the slices
+    of its pages with a line break, and the last page's slice is that page's first `char_end`
+    characters, so the last page starts `char_end` characters before the end; pages between
+    the first and the last (a passage over three pages, rare) are not told apart."""
+    first, last = chunk.page_start, chunk.page_end
+    boundary = len(chunk.text) - chunk.char_end
+    if first == last or not 0 < boundary < len(chunk.text) or chunk.text[boundary - 1] != "\n":
+        return first, last
+    if start >= boundary:
+        return last, last
+    if end < boundary:
+        return first, last - 1
+    return first, last
+
+
+def short_quote(quote: str, limit: int = 300) -> str:
+    """`quote` (or a title) on one line, cut at a word to at most `limit` characters."""
+    quote = " ".join(quote.split())
+    return quote if len(quote) <= limit else quote[: limit - 1].rsplit(" ", 1)[0] + " …"

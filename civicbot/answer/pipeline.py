@@ -3,7 +3,8 @@
 - `quick`: retrieve, decide whether the documents answer it, and quote them (or refuse) —
   never the model, so it takes well under a second;
 - `refine`: let the local model write a lead sentence in front of the quoted answer, kept
-  only when the grounding check finds it in the quoted passages.
+  only when the grounding check finds it in the quoted passages (the prompt, the writing
+  and the checking of the lead are civicbot/answer/lead.py's; this module decides when).
 
 `ask` is the two in a row."""
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 from civicbot import lang
 from civicbot.answer import grounding
+from civicbot.answer import lead as lead_mod
 from civicbot.answer.extractive import (
     RULES,
     Asked,
@@ -27,32 +29,19 @@ from civicbot.answer.extractive import (
     asked,
     best_sentences,
     candidates,
-    focus,
+    quote_pages,
+    short_quote,
 )
 from civicbot.answer.messages import say
-from civicbot.answer.prompt import INSTRUCTION, build_messages, defuse
+from civicbot.answer.prompt import INSTRUCTION
 from civicbot.answer.question import Question, retrieval_query
 from civicbot.answer.text import fact_present, facts, sentences
-from civicbot.errors import GenerationTimeout, ModelError
+from civicbot.errors import ModelError
 from civicbot.protocols import EvidenceSource, Generator
-from civicbot.records import Answer, Chunk, Citation, Hit, Turn
+from civicbot.records import Answer, Citation, Hit, Turn
 from civicbot.refusal import COVERAGE_THRESHOLD, Evidence, RefusalModel, evidence
 
 log = logging.getLogger(__name__)
-
-# The model says the sources do not answer the question.
-_MODEL_DECLINES = re.compile(
-    r"(not (mentioned|stated|contain|included|provided|found)|no information|do(es)? not "
-    r"(say|answer|mention|contain)|niet (vermeld|genoemd|beschreven|te vinden|in de bronnen)|"
-    r"geen informatie|bevat(ten)? geen|staat (dit|het) niet)", re.I)
-
-
-def pages_label(hit: Hit) -> str:
-    c = hit.chunk
-    if c.page_start == c.page_end:
-        return f"p. {c.page_start}"
-    return f"pp. {c.page_start}-{c.page_end}"
-
 
 EVIDENCE_QUOTE_SOURCES = 3  # passages the refusal classifier's "quote" feature reads
 
@@ -271,12 +260,12 @@ class AnswerPipeline:
         the question (what the citizen may have been looking for), else some titles."""
         language = question.language
         titles = self.source.titles()
-        nearest = list(dict.fromkeys(_short(h.title, 90) for h in hits))[:3]
+        nearest = list(dict.fromkeys(short_quote(h.title, 90) for h in hits))[:3]
         if nearest:
             more = say("nearest", language, count=str(max(len(titles), len(nearest))),
                        titles="; ".join(nearest))
         elif titles:
-            more = say("covers", language, titles="; ".join(_short(t, 90) for t in titles[:5]))
+            more = say("covers", language, titles="; ".join(short_quote(t, 90) for t in titles[:5]))
         else:
             more = say("empty", language)
         return Answer(question.text, f"{say('refused', language)} {more}", "refused", language,
@@ -295,7 +284,7 @@ class AnswerPipeline:
         if found.missing_kind and not missing:
             missing.append(say(f"kind_{found.missing_kind}", language))
         hit = hits[quotes[0].source - 1]
-        text = say("partial", language, topic=f"“{_short(hit.title, 90)}”",
+        text = say("partial", language, topic=f"“{short_quote(hit.title, 90)}”",
                    missing=_join(missing, language))
         text += f"\n“{quotes[0].text}” [1]"
         if hit.chunk.language != language:
@@ -335,10 +324,12 @@ class AnswerPipeline:
             return None
 
         def compose(lead: list[grounding.CheckedSentence]) -> str:
-            return self._with_lead(answer, lead, numbers)
+            return lead_mod.with_lead(answer, lead, numbers)
 
+        assert self.generator is not None
         try:
-            lead = self._generate(query, answer.language, answer.hits, set(numbers),
+            lead = lead_mod.write(self.generator, query, answer.language, answer.hits,
+                                  set(numbers), self._lead_budget(),
                                   None if on_text is None else lambda k: on_text(compose(k)))
         except ModelError as exc:
             log.warning("the model could not write a lead (%s); the quotes stand", exc)
@@ -348,14 +339,6 @@ class AnswerPipeline:
         return dataclasses.replace(
             answer, text=compose(lead), mode="generated",
             seconds=answer.seconds + time.perf_counter() - started)
-
-    def _with_lead(self, answer: Answer, lead: list[grounding.CheckedSentence],
-                   numbers: list[int]) -> str:
-        """The lead (cited like the quotes below it), the line that says the model wrote it,
-        then the quoted answer unchanged."""
-        text = _renumber(grounding.Grounding(lead).text(), numbers)
-        note = say("model_lead" if len(lead) == 1 else "model_leads", answer.language)
-        return f"{text}\n{note}\n\n{answer.text}"
 
     def _quotes(self, question: Question, hits: list[Hit]) -> list[Quote]:
         """The sentences an answer quotes. A question after a number, date or duration may
@@ -402,74 +385,15 @@ class AnswerPipeline:
 
     def prompt(self, question: str, language: str,
                hits: list[Hit]) -> tuple[list[dict[str, str]], list[str]]:
-        """The chat messages the model gets, and the (shortened, defused) passages in them."""
-        gen = self.generator
-        assert gen is not None
-        texts = [defuse(focus(question, h.chunk.text, self.settings.source_words))
-                 for h in hits[: self.settings.prompt_sources]]
-        sources = [(h.title, pages_label(h), t) for h, t in zip(hits, texts, strict=False)]
-        budget = gen.context_size - self.settings.max_tokens
-        messages, used = build_messages(question, language, sources, gen.count_tokens, budget)
-        return messages, texts[:used]
+        """The chat messages the model gets, and the (shortened, defused) passages in them
+        (civicbot/answer/lead.py)."""
+        assert self.generator is not None
+        return lead_mod.prompt(self.generator, question, language, hits, self._lead_budget())
 
-    def _generate(self, question: str, language: str, hits: list[Hit], quoted: set[int],
-                  on_lead: Callable[[list[grounding.CheckedSentence]], None] | None = None,
-                  ) -> list[grounding.CheckedSentence]:
-        """The model's first `lead_sentences` sentences that pass the grounding check and
-        cite only `quoted` passages, in order; writing stops at the first sentence that does
-        not (what follows a dropped sentence may lean on it), when the model declines, or
-        once the lead is complete (no tokens spent on text that would not be shown)."""
-        gen = self.generator
-        assert gen is not None
-        messages, passages = self.prompt(question, language, hits)
-        if not passages:
-            return []
-        want = self.settings.lead_sentences
-        lead: list[grounding.CheckedSentence] = []
-        draft = ""
-        judged = 0  # sentences of the draft already judged
-
-        def judge(spans: list[str]) -> bool:
-            """Judge newly completed sentences; False to stop writing."""
-            for text in spans:
-                if _MODEL_DECLINES.search(text):
-                    lead.clear()
-                    return False
-                checked = grounding.check(text, passages, language, question).sentences
-                if not checked:  # a bare citation mark or a stray bit: nothing to judge
-                    continue
-                ok = all(c.supported and set(c.sources) <= quoted for c in checked)
-                if not ok:
-                    log.info("lead sentence dropped: %s", "; ".join(
-                        c.why or "cites a passage that is not quoted" for c in checked))
-                    return False
-                lead.extend(checked)
-                if on_lead is not None:
-                    on_lead(list(lead))
-                if len(lead) >= want:
-                    return False
-            return True
-
-        stream = gen.stream(messages, max_tokens=self.settings.max_tokens)
-        try:
-            for piece in stream:
-                draft += piece
-                done = [s.text for s in sentences(draft)[:-1]]  # the last may go on
-                if len(done) > judged:
-                    going = judge(done[judged:])
-                    judged = len(done)
-                    if not going:
-                        return lead[:want]
-            # The reply ended: its last sentence is complete too, unless it was cut off
-            # (the grounding check drops a sentence without its closing stop).
-            judge([s.text for s in sentences(draft)][judged:])
-        except GenerationTimeout:
-            log.info("generation reached its time limit; the lead is what was checked so far")
-        finally:
-            close = getattr(stream, "close", None)
-            if close:
-                close()
-        return lead[:want]
+    def _lead_budget(self) -> lead_mod.LeadBudget:
+        st = self.settings
+        return lead_mod.LeadBudget(st.prompt_sources, st.source_words, st.max_tokens,
+                                   st.lead_sentences)
 
     def _citation(self, number: int, hit: Hit, quotes: list[Quote]) -> Citation:
         """A citation of `hit` that shows the first of `quotes` and names the pages the
@@ -477,7 +401,7 @@ class AnswerPipeline:
         c = hit.chunk
         spans = [quote_pages(c, q.start, q.end) for q in quotes]
         first, last = min(p for p, _ in spans), max(p for _, p in spans)
-        return Citation(number, c.doc, hit.title, first, last, _short(quotes[0].text),
+        return Citation(number, c.doc, hit.title, first, last, short_quote(quotes[0].text),
                         self.source.link(hit, first), c.ocr)
 
 
@@ -511,34 +435,7 @@ def _typed_windows(hits: list[Hit], what: Asked) -> list[Hit]:
     return out
 
 
-def quote_pages(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
-    """The first and last page of `chunk.text[start:end]`. A passage's text joins the slices
-    of its pages with a line break, and the last page's slice is that page's first `char_end`
-    characters, so the last page starts `char_end` characters before the end; pages between
-    the first and the last (a passage over three pages, rare) are not told apart."""
-    first, last = chunk.page_start, chunk.page_end
-    boundary = len(chunk.text) - chunk.char_end
-    if first == last or not 0 < boundary < len(chunk.text) or chunk.text[boundary - 1] != "\n":
-        return first, last
-    if start >= boundary:
-        return last, last
-    if end < boundary:
-        return first, last - 1
-    return first, last
-
-
 def _join(items: list[str], language: str) -> str:
     if len(items) <= 1:
         return "".join(items)
     return f"{', '.join(items[:-1])} {say('and', language)} {items[-1]}"
-
-
-def _short(quote: str, limit: int = 300) -> str:
-    quote = " ".join(quote.split())
-    return quote if len(quote) <= limit else quote[: limit - 1].rsplit(" ", 1)[0] + " …"
-
-
-def _renumber(text: str, numbers: list[int]) -> str:
-    """Citations as [1], [2], ... in the order of the sources actually used."""
-    mapping = {old: new for new, old in enumerate(numbers, 1)}
-    return re.sub(r"\[(\d+)\]", lambda m: f"[{mapping.get(int(m.group(1)), m.group(1))}]", text)

@@ -20,7 +20,7 @@ from matrix_harness import (
 )
 
 from civicbot import config as config_mod
-from civicbot import doctor
+from civicbot import doctor_facts, doctor_network
 from civicbot.matrix import crypto, editing
 from civicbot.matrix.events import FINAL, KIND
 from tests.conftest import CORPUS, MOTIE
@@ -81,7 +81,7 @@ def test_encrypted_direct_chat_gets_threaded_edited_answer_with_citations(
     assert store.is_file()
     state = crypto.encryption_state(cfg)
     assert state.ok and state.store == store and state.keys_uploaded is True
-    result = doctor.check_encryption(doctor.Doctor(cfg))
+    result = doctor_network.check_encryption(doctor_facts.Doctor(cfg))
     assert result.ok and "its keys are on the homeserver" in result.what, result
 
 

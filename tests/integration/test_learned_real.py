@@ -36,12 +36,12 @@ def _service(corpus_index):
 
 
 def test_cross_validation_on_a_small_labelled_set(corpus_index, tmp_path):
-    from civicbot import evaluate
+    from civicbot import crossval
 
     path, rows = _slice(tmp_path, 24, 8)
     cfg, service = _service(corpus_index)
     details = tmp_path / "details.jsonl"
-    result = evaluate.cross_validate(path, cfg, k=3, service=service, details=details)
+    result = crossval.cross_validate(path, cfg, k=3, service=service, details=details)
     assert (result["n_answerable"], result["n_unanswerable"]) == (24, 8)
     for key in ("hit_at_5", "key_fact_rate", "citation_accuracy", "refusal_accuracy",
                 "false_refusal_rate"):
@@ -49,7 +49,7 @@ def test_cross_validation_on_a_small_labelled_set(corpus_index, tmp_path):
     assert result["hit_at_5"] >= 0.5, result  # the held-out questions are still found
     lines = [json.loads(line) for line in details.open()]
     assert sorted(r["id"] for r in lines) == sorted(r["id"] for r in rows)
-    folds = evaluate.folds(rows, 3)
+    folds = crossval.folds(rows, 3)
     assert {r["id"]: r["fold"] for r in lines} == {
         r["id"]: f for r, f in zip(rows, folds, strict=True)}
     assert set(result["groups"]) >= {"nl", "en"}
@@ -58,12 +58,12 @@ def test_cross_validation_on_a_small_labelled_set(corpus_index, tmp_path):
 def test_nested_choice_of_the_quote_settings_on_a_small_labelled_set(corpus_index, tmp_path):
     """`eval cv --grid`: each fold chooses among the settings on the other folds only, and
     the held-out answers are scored with that fold's choice."""
-    from civicbot import evaluate
+    from civicbot import crossval, evaluate
 
     path, rows = _slice(tmp_path, 18, 6)
     cfg, service = _service(corpus_index)
     grid = {"sentences": (3, 1), "neighbours": (True, False)}
-    result = evaluate.cross_validate(path, cfg, k=3, ranker=False, refusal=False,
+    result = crossval.cross_validate(path, cfg, k=3, ranker=False, refusal=False,
                                      service=service, grid=grid)
     assert (result["n_answerable"], result["n_unanswerable"]) == (18, 6)
     assert [c["fold"] for c in result["chosen"]] == [0, 1, 2]
@@ -72,14 +72,14 @@ def test_nested_choice_of_the_quote_settings_on_a_small_labelled_set(corpus_inde
         assert 0.0 <= choice["threshold"] <= 1.0
     # Each fold's choice is the one made on the other folds' questions alone, and the
     # figures are those of each fold answered with its own choice.
-    lab = evaluate.Lab(service)
-    fold = evaluate.folds(rows, 3)
+    lab = crossval.Lab(service)
+    fold = crossval.folds(rows, 3)
     records = []
     for chosen in result["chosen"]:
         fitting = [r for r, f in zip(rows, fold, strict=True) if f != chosen["fold"]]
         held_out = [r for r, f in zip(rows, fold, strict=True) if f == chosen["fold"]]
-        choice, threshold = evaluate.choose(lab, fitting, None, None,
-                                            evaluate.grid_choices(grid))
+        choice, threshold = crossval.choose(lab, fitting, None, None,
+                                            crossval.grid_choices(grid))
         assert {**choice, "threshold": threshold} == {k: v for k, v in chosen.items()
                                                       if k != "fold"}
         records += lab.records(held_out, None, None, threshold, choice)
@@ -89,11 +89,11 @@ def test_nested_choice_of_the_quote_settings_on_a_small_labelled_set(corpus_inde
 
 
 def test_the_model_files_are_rebuilt_bit_for_bit_by_their_command(corpus_index, tmp_path):
-    from civicbot import evaluate
+    from civicbot import crossval
 
     path, _ = _slice(tmp_path, 30, 10)
     cfg, service = _service(corpus_index)
-    here = evaluate.train(path, cfg, tmp_path / "a", service=service)
+    here = crossval.train(path, cfg, tmp_path / "a", service=service)
     out = subprocess.run(
         [sys.executable, "-m", "civicbot.cli", "--index", str(corpus_index.path), "eval",
          "train", str(path), "--out", str(tmp_path / "b")],

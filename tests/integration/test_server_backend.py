@@ -12,7 +12,7 @@ import pytest
 from llama_server_harness import LlamaServer
 
 from civicbot import config as config_mod
-from civicbot import doctor, metrics
+from civicbot import doctor_facts, doctor_network, metrics
 from civicbot.answer.pool import ServerPool
 from civicbot.answer.server import ServerClient
 from civicbot.homeserver import free_port
@@ -93,13 +93,13 @@ def test_doctor_checks_a_real_server(servers, tmp_path):
     assert names
     cfg = config_mod.build({"llm": {"backend": "server", "servers": [server.url],
                                     "model": names[0]}}, env={}, base_dir=str(tmp_path))
-    result = doctor.check_inference_servers(doctor.Doctor(cfg))
+    result = doctor_network.check_inference_servers(doctor_facts.Doctor(cfg))
     assert result is not None and result.ok, result
     assert "one-token answer" in result.what
-    own = doctor.check_servers_are_own(doctor.Doctor(cfg))
+    own = doctor_network.check_servers_are_own(doctor_facts.Doctor(cfg))
     assert own is not None and own.ok and not own.warning
     wrong = cfg.replace("llm", model="no-such-model")
-    result = doctor.check_inference_servers(doctor.Doctor(wrong))
+    result = doctor_network.check_inference_servers(doctor_facts.Doctor(wrong))
     assert result is not None and not result.ok and "no-such-model" in result.what
 
 

@@ -167,7 +167,7 @@ def test_quotes_favour_the_sentence_with_the_kind_of_fact_asked_for():
 
 
 def test_a_citation_names_the_page_of_the_quoted_sentence():
-    from civicbot.answer.pipeline import quote_pages
+    from civicbot.answer.extractive import quote_pages
 
     page_3 = "Artikel 27 regelt de beoordeling."
     page_4 = "Vanaf 2 augustus 2026 geldt de FRIA voor gebruikers van hoog-risico AI."

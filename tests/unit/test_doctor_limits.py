@@ -9,7 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-from civicbot import doctor
+from civicbot import doctor_local
 from civicbot.index.store import IndexStore
 from tests.unit.test_doctor import TEXTS, _by_check, _index, _setup
 
@@ -21,23 +21,23 @@ def _sparse(path: Path, size: int) -> None:
 
 
 def test_a_model_larger_than_the_memory_fails_with_the_fix(tmp_path):
-    available = doctor._available_memory()
+    available = doctor_local._available_memory()
     assert available is not None, "this test runs on Linux (/proc/meminfo)"
     _sparse(tmp_path / "huge.gguf", available + 2**30)
-    result = _by_check(_setup(tmp_path, llm={"model_path": "huge.gguf"}), doctor.check_memory)
+    result = _by_check(_setup(tmp_path, llm={"model_path": "huge.gguf"}), doctor_local.check_memory)
     assert not result.ok
     assert "huge.gguf" in result.what and "available" in result.what
     assert "smaller model" in result.fix and "n_ctx" in result.fix
     # the same check passes for a model that fits
     _sparse(tmp_path / "small.gguf", 10 * 2**20)
-    fits = _by_check(_setup(tmp_path, llm={"model_path": "small.gguf"}), doctor.check_memory)
+    fits = _by_check(_setup(tmp_path, llm={"model_path": "small.gguf"}), doctor_local.check_memory)
     assert fits.ok and "small.gguf" in fits.what
 
 
 def test_an_index_that_cannot_be_built_again_on_this_disk_fails_with_the_fix(tmp_path):
     _index(tmp_path, TEXTS)
     d = _setup(tmp_path, embedding={"model": "test:hashing-64"})
-    assert _by_check(d, doctor.check_disk).ok
+    assert _by_check(d, doctor_local.check_disk).ok
     # The serving generation grows past the free space: a new one built beside it would
     # not fit (the check needs room for a second copy).
     generation = IndexStore(tmp_path / "index").current_generation()
@@ -46,7 +46,7 @@ def test_an_index_that_cannot_be_built_again_on_this_disk_fails_with_the_fix(tmp
     _sparse(generation / "padding.bin", free + 2**30)
     try:
         result = _by_check(_setup(tmp_path, embedding={"model": "test:hashing-64"}),
-                           doctor.check_disk)
+                           doctor_local.check_disk)
     finally:
         os.unlink(generation / "padding.bin")
     assert not result.ok

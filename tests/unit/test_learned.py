@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from civicbot import evaluate, rank, refusal
+from civicbot import crossval, evaluate, rank, refusal
 from tests.fakes import FixedSource
 
 
@@ -23,8 +23,8 @@ def _rows() -> list[dict]:
 
 def test_folds_keep_a_documents_questions_together_and_spread_the_rest():
     rows = _rows()
-    fold = evaluate.folds(rows, 3)
-    assert fold == evaluate.folds(rows, 3)  # deterministic
+    fold = crossval.folds(rows, 3)
+    assert fold == crossval.folds(rows, 3)  # deterministic
     by_doc: dict[str, set[int]] = {}
     for row, f in zip(rows, fold, strict=True):
         if row["answerable"]:
@@ -158,11 +158,11 @@ def test_a_question_about_another_topic_is_refused_not_partly_answered():
 def test_the_grid_starts_with_todays_defaults_and_sets_the_answer_settings():
     from civicbot.answer.pipeline import AnswerSettings
 
-    choices = evaluate.grid_choices({"quote_sources": (3, 1), "sentences": (3, 2, 1)})
+    choices = crossval.grid_choices({"quote_sources": (3, 1), "sentences": (3, 2, 1)})
     assert len(choices) == 6 and choices[0] == {"quote_sources": 3, "sentences": 3}
     defaults = AnswerSettings()
-    assert evaluate.with_choice(defaults, evaluate.grid_choices()[0]) == defaults
-    chosen = evaluate.with_choice(defaults, {"quote_sources": 1, "sentences": 2,
+    assert crossval.with_choice(defaults, crossval.grid_choices()[0]) == defaults
+    chosen = crossval.with_choice(defaults, {"quote_sources": 1, "sentences": 2,
                                              "neighbours": False})
     assert (chosen.quote_sources, chosen.quotes.sentences, chosen.neighbours) == (1, 2, False)
     assert chosen.quotes.near_best == defaults.quotes.near_best

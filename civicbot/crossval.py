@@ -1,0 +1,345 @@
+"""Cross-validation and training of the learned models (civicbot/rank.py, civicbot/refusal.py)
+on labelled questions: folds grouped by document, the `Lab` that fits and tries the models
+over the serving index, the grids of settings chosen on the other folds, and `train`, which
+writes the models serving loads. The figures of one run are civicbot/evaluate.py's."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from civicbot.config import Config
+from civicbot.errors import ConfigError
+from civicbot.evaluate import (
+    _hit,
+    _jsonl,
+    _write_details,
+    by_group,
+    calibrate,
+    record,
+    summarise,
+)
+from civicbot.index.crosslingual import shared_use
+
+
+class _Memo:
+    """An embedder that remembers what it embedded: evaluation searches each question many
+    times (once per fold's models), and the embedding is the slow part."""
+
+    def __init__(self, real: Any):
+        self.real = real
+        self.name = getattr(real, "name", "")
+        self.dimension = getattr(real, "dimension", 0)
+        self._seen: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: Any) -> np.ndarray:
+        texts = list(texts)
+        new = [t for t in dict.fromkeys(texts) if t not in self._seen]
+        if new:
+            for t, v in zip(new, self.real.embed(new), strict=True):
+                self._seen[t] = v
+        return np.vstack([self._seen[t] for t in texts]) if texts else self.real.embed([])
+
+
+def with_choice(settings: Any, choice: dict[str, Any]) -> Any:
+    """`settings` (AnswerSettings) with the values of `choice`; the names of QuoteRules'
+    fields set its `quotes`."""
+    from dataclasses import fields, replace
+
+    rules = {f.name for f in fields(settings.quotes)}
+    quotes = replace(settings.quotes, **{k: v for k, v in choice.items() if k in rules})
+    return replace(settings, quotes=quotes, **{k: v for k, v in choice.items()
+                                               if k not in rules})
+
+
+def folds(rows: list[dict[str, Any]], k: int) -> list[int]:
+    """The fold of each question, grouped by document: an answerable question goes with its
+    (first) gold document, the documents spread over the folds largest first to the fold
+    with the fewest questions; an unanswerable question (no document) goes to the fold a
+    hash of its id gives. Deterministic."""
+    if k < 2:
+        raise ConfigError("cross-validation needs at least 2 folds")
+    counts: dict[str, int] = {}
+    for r in rows:
+        if r["answerable"] and r.get("gold"):
+            counts[r["gold"][0]["doc"]] = counts.get(r["gold"][0]["doc"], 0) + 1
+    size = [0] * k
+    fold_of: dict[str, int] = {}
+    for doc, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        f = min(range(k), key=lambda i: (size[i], i))
+        fold_of[doc] = f
+        size[f] += n
+    out = []
+    for r in rows:
+        if r["answerable"] and r.get("gold"):
+            out.append(fold_of[r["gold"][0]["doc"]])
+        else:
+            digest = hashlib.sha256(str(r.get("id", r["question"])).encode()).hexdigest()
+            out.append(int(digest, 16) % k)
+    return out
+
+
+class Lab:
+    """Fits and tries the learned models (civicbot/rank.py, civicbot/refusal.py) on labelled
+    questions over the serving index, with the embeddings of each question computed once."""
+
+    def __init__(self, service: Any):
+        from dataclasses import replace
+
+        from civicbot.retrieve import Retriever
+
+        self.service = service
+        snapshot = service.snapshot()
+        base = Retriever.from_config(snapshot, _Memo(service.embedder), service.cfg.retrieval,
+                                     service.glossary)
+        self.base = replace(base, ranker=None, use=_Memo(shared_use()))
+        self._groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._kept: list[Any] = []
+        self._gold_hits: dict[tuple[Any, str], Any] = {}
+        self._inputs: dict[tuple[Any, str], tuple[list[Any], float]] = {}
+        self._records: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def retriever(self, ranker: Any, choice: dict[str, Any] | None = None) -> Any:
+        """The retriever with `ranker` and the retrieval settings of `choice` (see
+        `RETRIEVAL_GRID`)."""
+        from dataclasses import replace
+
+        from civicbot.glossary import Glossary
+
+        change = {k: v for k, v in (choice or {}).items() if k in _RETRIEVER_FIELDS}
+        if not change:
+            return replace(self.base, ranker=ranker)
+        if not change.pop("glossary", True):
+            change["glossary"] = Glossary()
+        # Translations depend on the glossary: a fresh cache.
+        return replace(self.base, ranker=ranker, _translations={}, **change)
+
+    def ranking_group(self, row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The features of the fusion's best candidates for an answerable question, and
+        which of them lie on a gold page."""
+        key = row["question"]
+        if key not in self._groups:
+            ranking = self.base.rank(row["question"], features=True)
+            if ranking is None:
+                return None
+            chunks = self.base.snapshot.chunks
+            relevant = np.array([_hit(chunks[i].doc, chunks[i].page_start, chunks[i].page_end,
+                                      row["gold"]) for i in ranking.reranked.tolist()])
+            self._groups[key] = (ranking.features, relevant)
+        return self._groups[key]
+
+    def fit_ranker(self, rows: list[dict[str, Any]]) -> Any:
+        from civicbot.rank import fit_ranker
+
+        groups = [g for r in rows if r["answerable"]
+                  if (g := self.ranking_group(r)) is not None]
+        return fit_ranker(groups)
+
+    def pipeline(self, ranker: Any, refusal_model: Any = None,
+                 choice: dict[str, Any] | None = None) -> Any:
+        """A quoting pipeline with `ranker`, `refusal_model` and the settings of `choice`
+        (see `GRID`)."""
+        choice = choice or {}
+        pipeline = self.service.pipeline(use_model=False,
+                                         retriever=self.retriever(ranker, choice),
+                                         refusal_model=refusal_model)
+        pipeline.settings = with_choice(pipeline.settings, {
+            k: v for k, v in choice.items() if k not in _RETRIEVER_FIELDS})
+        return pipeline
+
+    def fit_refusal(self, rows: list[dict[str, Any]], ranker: Any, groups: list[int]) -> Any:
+        from civicbot.refusal import fit_refusal
+
+        pipeline = self.pipeline(ranker)
+        x = []
+        for r in rows:
+            question = pipeline.question(r["question"])
+            x.append(pipeline.evidence(question, pipeline.retrieve(question)).values)
+        return fit_refusal(np.vstack(x), np.array([bool(r["answerable"]) for r in rows]),
+                           groups)
+
+    def threshold(self, rows: list[dict[str, Any]], ranker: Any,
+                  choice: dict[str, Any] | None = None) -> float:
+        """The coverage threshold of the fixed-threshold refusal, calibrated on `rows`."""
+        choice = choice or {}
+        pipeline = self.pipeline(ranker, None, choice)
+        searched = self._searched(ranker, choice)
+        return calibrate([(self._decision_inputs(pipeline, searched, r["question"])[1],
+                           bool(r["answerable"])) for r in rows])
+
+    def records(self, rows: list[dict[str, Any]], ranker: Any, refusal_model: Any,
+                threshold: float | None = None,
+                choice: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The `record` of each of `rows`, answered (by quoting) with `ranker`, and either
+        `refusal_model` deciding or, given a `threshold`, the coverage threshold; `choice`
+        replaces settings of the answer (see `GRID`). Retrieval, the confidence and a
+        quoted answer are remembered across calls: the grid tries many settings and
+        thresholds on the same questions."""
+        choice = choice or {}
+        keep = (ranker, refusal_model)  # their ids key the memo: keep them alive
+        self._kept.append(keep)
+        pipeline = self.pipeline(ranker, refusal_model, choice)
+        if threshold is not None:
+            pipeline.settings.refusal_model = None
+            pipeline.settings.refusal_threshold = threshold
+        variant = (id(ranker), id(refusal_model), tuple(sorted(choice.items())))
+        searched = self._searched(ranker, choice)
+        out = []
+        for r in rows:
+            question = r["question"]
+            ranking = (searched[:1] + searched[2:], question)
+            if ranking not in self._gold_hits:
+                self._gold_hits[ranking] = (
+                    pipeline.source.search(question, 10) if r["answerable"] else None)
+            hits, confidence = self._decision_inputs(pipeline, searched, question)
+            decision = pipeline.judge(pipeline.question(question), hits,
+                                      confidence if threshold is not None else None)
+            key = (variant, question, "answer" if decision.outcome == "answer" else threshold)
+            if key not in self._records:
+                self._records[key] = record(r, self._gold_hits[ranking],
+                                            pipeline.answer(decision))
+            out.append(dict(self._records[key]))
+        return out
+
+    @staticmethod
+    def _searched(ranker: Any, choice: dict[str, Any]) -> tuple[Any, ...]:
+        """What retrieval depends on: the ranker, the neighbour setting of the answer and
+        the retrieval settings."""
+        return (id(ranker), choice.get("neighbours", True),
+                *sorted((k, v) for k, v in choice.items() if k in _RETRIEVER_FIELDS))
+
+    def _decision_inputs(self, pipeline: Any, searched: tuple[Any, ...],
+                         question: str) -> tuple[list[Any], float]:
+        """The passages retrieved for `question` and their coverage confidence, worked out
+        once per ranker and neighbour setting."""
+        key = (searched, question)
+        if key not in self._inputs:
+            asked = pipeline.question(question)
+            hits = pipeline.retrieve(asked)
+            self._inputs[key] = (hits, pipeline.confidence(asked, hits))
+        return self._inputs[key]
+
+
+# The quote and neighbour settings `eval cv --grid` chooses among, per fold on the fitting
+# folds (docs/answering.md, "Quote constants"): every combination of these values of
+# AnswerSettings (and of its QuoteRules). The first value of each is today's default, so on
+# a tie the default stays.
+GRID: dict[str, tuple[Any, ...]] = {
+    "quote_sources": (3, 1, 2),  # passages a question of no particular kind quotes from
+    "sentences": (3, 1, 2),  # sentences quoted at most
+    "other_passage": (0.7, 0.9),  # share of the best a sentence of another passage needs
+    "neighbours": (True, False),  # a typed question also reads the neighbouring passages
+    "typed_all": (True, False),  # ... and quotes from every passage, not the top few
+}
+
+
+# Retrieval constants chosen the same way (`eval cv --grid retrieval`), with the quote
+# settings at their defaults: the weight of a match through the question's translation, the
+# pull of a strong neighbouring passage, and the built-in glossary on or off.
+RETRIEVAL_GRID: dict[str, tuple[Any, ...]] = {
+    "translation_weight": (0.5, 0.25, 1.0),
+    "neighbour_weight": (0.3, 0.0, 0.5),
+    "glossary": (True, False),
+}
+_RETRIEVER_FIELDS = set(RETRIEVAL_GRID)
+
+
+def grid_choices(axes: dict[str, tuple[Any, ...]] = GRID) -> list[dict[str, Any]]:
+    """Every combination of `axes`, today's defaults first."""
+    names = list(axes)
+    return [dict(zip(names, values, strict=True))
+            for values in itertools.product(*(axes[n] for n in names))]
+
+
+def objective(summary: dict[str, Any]) -> float:
+    """What the grid maximises: the key-fact rate plus the share of citations on a gold
+    page (the two figures quoting moves; refusal is the threshold's)."""
+    return float(summary.get("key_fact_rate", 0.0)) + float(
+        summary.get("citation_accuracy", 0.0))
+
+
+def choose(lab: Lab, rows: list[dict[str, Any]], ranker: Any, model: Any,
+           choices: list[dict[str, Any]]) -> tuple[dict[str, Any], float | None]:
+    """The choice (and, without `model`, the coverage threshold calibrated with it) that
+    does best by `objective` on `rows`; the first on a tie."""
+    best: tuple[float, dict[str, Any], float | None] | None = None
+    for choice in choices:
+        threshold = None if model is not None else lab.threshold(rows, ranker, choice)
+        score = objective(summarise(lab.records(rows, ranker, model, threshold, choice)))
+        if best is None or score > best[0] + 1e-9:
+            best = (score, choice, threshold)
+    assert best is not None
+    return best[1], best[2]
+
+
+def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
+                   refusal: bool = True, service: Any = None,
+                   details: Path | None = None,
+                   grid: dict[str, tuple[Any, ...]] | None = None) -> dict[str, Any]:
+    """k-fold cross-validation grouped by document (see `folds`): for each fold, the learned
+    models are fitted on the other folds' questions and the fold's questions are answered
+    (by quoting) with them; the figures are those of all held-out answers pooled. Without
+    `ranker`, the hand-set fusion ranks; without `refusal`, a coverage threshold calibrated
+    on the other folds decides (what civicbot did before the refusal classifier). With
+    `grid` (e.g. `GRID`), the settings it names are also chosen on the other folds (nested:
+    the held-out fold never takes part in the choice), "chosen" lists each fold's choice,
+    and "whole" the choice made on every question (the defaults to ship)."""
+    from civicbot.service import Service
+
+    rows = list(_jsonl(path))
+    fold = folds(rows, k)
+    lab = Lab(service or Service(cfg))
+    choices = grid_choices(grid) if grid else [{}]
+    records: list[dict[str, Any]] = []
+    chosen = []
+    for f in range(k):
+        train = [r for r, g in zip(rows, fold, strict=True) if g != f]
+        test = [r for r, g in zip(rows, fold, strict=True) if g == f]
+        if not test:
+            continue
+        fitted = lab.fit_ranker(train) if ranker else None
+        groups = [g for g in fold if g != f]
+        model = lab.fit_refusal(train, fitted, groups) if refusal else None
+        choice, threshold = choose(lab, train, fitted, model, choices)
+        chosen.append({"fold": f, **choice, "threshold": threshold})
+        for rec in lab.records(test, fitted, model, threshold, choice):
+            rec["fold"] = f
+            records.append(rec)
+    _write_details(details, records)
+    out: dict[str, Any] = {**summarise(records), "groups": by_group(records)}
+    if grid:
+        fitted = lab.fit_ranker(rows) if ranker else None
+        model = lab.fit_refusal(rows, fitted, fold) if refusal else None
+        choice, threshold = choose(lab, rows, fitted, model, choices)
+        out["chosen"] = chosen
+        out["whole"] = {**choice, "threshold": threshold}
+    return out
+
+
+def train(path: Path, cfg: Config, out: Path, service: Any = None, k: int = 5) -> list[Path]:
+    """Fit the ranker and the refusal classifier on every question of `path` and write them
+    to `out` (ranker.json, refusal.json). The refusal threshold is chosen on out-of-fold
+    probabilities over `k` folds grouped by document; the classifier is fitted on the
+    ranking serving uses (the fusion unless `rank.SERVING`)."""
+    from civicbot.rank import RANKER_FILE
+    from civicbot.refusal import REFUSAL_FILE
+    from civicbot.service import Service
+
+    rows = list(_jsonl(path))
+    lab = Lab(service or Service(cfg))
+    from civicbot.rank import SERVING
+
+    ranker = lab.fit_ranker(rows)
+    # The classifier reads the ranking serving uses (its scores and margins are features).
+    refusal = lab.fit_refusal(rows, ranker if SERVING else None, folds(rows, k))
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / RANKER_FILE.name, out / REFUSAL_FILE.name]
+    written[0].write_text(ranker.to_json())
+    written[1].write_text(refusal.to_json())
+    return written
+
+
