@@ -233,7 +233,7 @@ class Corpus:
         vectors = self.store.cached_vectors(key, self.embedder.name)
         if chunks is None or vectors is None:
             chunks = chunk_document(doc, self.chunk_words, self.overlap_words)
-            vectors = self.embedder.embed([passage_text(doc.title, c) for c in chunks])
+            vectors = self.embedder.embed([passage_text(c) for c in chunks])
             self.store.cache_document(key, chunks, vectors, self.embedder.name)
         self._cache_windows(key, chunks)
         return chunks

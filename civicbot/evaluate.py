@@ -70,7 +70,7 @@ def beir(folder: Path, cfg: Config) -> dict[str, float | int]:
                                      cfg.retrieval.overlap_words))
     started = time.perf_counter()
     embedder = SentenceTransformerEmbedder(cfg.embedding.model, cfg.embedding.batch_size)
-    vectors = (embedder.embed([passage_text(titles[c.doc], c) for c in chunks])
+    vectors = (embedder.embed([passage_text(c) for c in chunks])
                if cfg.retrieval.dense_weight > 0 else np.zeros((len(chunks), 1), np.float32))
     # As in the index store: the title is indexed with every passage (here it also starts the
     # text, as a PDF's title usually does on its first page).

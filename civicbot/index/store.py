@@ -59,7 +59,7 @@ CHUNKER_VERSION = "c3"
 _GEN = re.compile(r"^gen-(\d{6})$")
 
 
-def passage_text(title: str, chunk: Chunk) -> str:
+def passage_text(chunk: Chunk) -> str:
     """What is embedded for a passage: its heading path gives context the text lacks.
     (Unchanged since the first index, so cached vectors stay valid.)"""
     return f"{chunk.heading}\n{chunk.text}" if chunk.heading else chunk.text
