@@ -127,6 +127,16 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")  # a zombie has ended; only its exit status is left
 
 
+def still_running(pids: set[int], grace_s: float = 5.0) -> list[int]:
+    """Those of `pids` still running `grace_s` after their parent ended: a helper process
+    that ends because its parent did (multiprocessing's resource tracker reads until the
+    parent's end of its pipe closes) takes a moment after the parent's exit status."""
+    deadline = time.monotonic() + grace_s
+    while (left := [pid for pid in pids if alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
 def cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -215,7 +225,7 @@ def test_start_sh_from_a_fresh_copy_serves_a_citizen_and_stops_cleanly_on_ctrl_c
         pids |= start.descendants()
         code = start.interrupt()
         assert code == 0, start.output[-3000:]
-        left = [pid for pid in pids if alive(pid)]
+        left = still_running(pids)
         assert not left, f"still running after Ctrl-C: {left}"
         assert not alive(synapse_pid)
         print(f"\nfresh copy: install + ingest until ready to start took "
@@ -231,7 +241,7 @@ def test_start_sh_from_a_fresh_copy_serves_a_citizen_and_stops_cleanly_on_ctrl_c
             again.wait_for(r"civicbot\.matrix\.bot: ready \(", 600)
             more |= again.descendants()
             assert again.interrupt() == 0
-            assert not [pid for pid in more if alive(pid)]
+            assert not still_running(more)
         finally:
             again.kill()
     finally:
