@@ -148,15 +148,24 @@ def build_vocabulary(chunks: Sequence[Chunk],
             for language, counter in counts.items()}
 
 
+def nearest(word_vectors: np.ndarray, vocabulary: Sequence[str], vocabulary_vectors: np.ndarray,
+            min_cosine: float = MIN_COSINE) -> list[str | None]:
+    """For each word vector, the nearest vocabulary word if it is at least `min_cosine`
+    close, else None."""
+    if not len(vocabulary) or not len(word_vectors):
+        return [None] * len(word_vectors)
+    sims = word_vectors @ vocabulary_vectors.T
+    best = sims.argmax(axis=1)
+    return [vocabulary[j] if sims[i, j] >= min_cosine else None
+            for i, j in enumerate(best.tolist())]
+
+
 def translate(word_vectors: np.ndarray, vocabulary: Sequence[str], vocabulary_vectors: np.ndarray,
               min_cosine: float = MIN_COSINE) -> list[str]:
     """For each word vector, the nearest vocabulary word if it is at least `min_cosine` close
     (words without one are dropped)."""
-    if not len(vocabulary) or not len(word_vectors):
-        return []
-    sims = word_vectors @ vocabulary_vectors.T
-    best = sims.argmax(axis=1)
-    return [vocabulary[j] for i, j in enumerate(best.tolist()) if sims[i, j] >= min_cosine]
+    return [w for w in nearest(word_vectors, vocabulary, vocabulary_vectors, min_cosine)
+            if w is not None]
 
 
 # ---- the index --------------------------------------------------------------------------------
@@ -201,11 +210,6 @@ class CrossLingualIndex:
         starts = np.flatnonzero(np.r_[True, np.diff(self.window_owner) > 0])
         return np.maximum.reduceat(sims, starts)
 
-    def translate(self, word_vectors: np.ndarray, language: str) -> list[str]:
-        """Words of `language`'s vocabulary nearest to the given (query word) vectors."""
-        return translate(word_vectors, self.vocabulary.get(language, []),
-                         self.vocabulary_vectors.get(language, np.zeros((0, 1), np.float32)))
-
     def translate_words(self, words: Sequence[str], language: str,
                         embed: Callable[[list[str]], np.ndarray]) -> list[str]:
         """`translate` for words, remembering each word's translation: questions share most
@@ -218,15 +222,10 @@ class CrossLingualIndex:
         if missing:
             vocabulary = self.vocabulary.get(language, [])
             vectors = self.vocabulary_vectors.get(language)
-            nearest: list[str | None] = [None] * len(missing)
-            if vocabulary and vectors is not None:
-                sims = embed(missing) @ vectors.T
-                best = sims.argmax(axis=1).tolist()
-                nearest = [vocabulary[j] if sims[i, j] >= MIN_COSINE else None
-                           for i, j in enumerate(best)]
-            known.update(zip(missing, nearest, strict=True))
-        found = [known.get(w) for w in words]
-        return [w for w in found if w is not None]
+            found = ([None] * len(missing) if not vocabulary or vectors is None
+                     else nearest(embed(missing), vocabulary, vectors))
+            known.update(zip(missing, found, strict=True))
+        return [t for t in (known.get(w) for w in words) if t is not None]
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
