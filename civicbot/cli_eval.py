@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     e.add_argument("file", type=Path)
     e.add_argument("--folds", type=int, default=5)
     e.add_argument("--no-ranker", action="store_true", help="rank by the hand-set fusion")
+    e.add_argument("--no-quotes", action="store_true",
+                   help="choose quoted sentences by the hand-set score, not the learned one")
     e.add_argument("--no-refusal", action="store_true",
                    help="refuse below a coverage threshold calibrated on the other folds")
     e.add_argument("--details", type=Path, metavar="OUT.jsonl")
@@ -75,7 +77,8 @@ def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     elif args.eval_command == "cv":
         result = crossval.cross_validate(args.file, cfg, args.folds,
                                          ranker=not args.no_ranker,
-                                         refusal=not args.no_refusal, details=args.details,
+                                         refusal=not args.no_refusal,
+                                         quotes=not args.no_quotes, details=args.details,
                                          grid={"quotes": crossval.GRID,
                                                "retrieval": crossval.RETRIEVAL_GRID,
                                                None: None}[args.grid])

@@ -78,6 +78,9 @@ class AnswerConfig:
     # threshold. Off by default: cross-validated on train.jsonl it refuses no more
     # unanswerable questions than the threshold (docs/answering.md, "Refusal").
     refusal_classifier: bool = False
+    # Let the learned quote chooser (civicbot/data/quotes.json) pick the quoted sentences;
+    # off: the hand-set score of earlier work (docs/answering.md, "Learned quotes").
+    learned_quotes: bool = True
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import numpy as np
 from civicbot.config import Config
 from civicbot.errors import ConfigError
 from civicbot.evaluate import (
+    _contains_fact,
     _hit,
     _jsonl,
     _write_details,
@@ -140,16 +141,34 @@ class Lab:
         return fit_ranker(groups)
 
     def pipeline(self, ranker: Any, refusal_model: Any = None,
-                 choice: dict[str, Any] | None = None) -> Any:
-        """A quoting pipeline with `ranker`, `refusal_model` and the settings of `choice`
-        (see `GRID`)."""
+                 choice: dict[str, Any] | None = None, quote_model: Any = None) -> Any:
+        """A quoting pipeline with `ranker`, `refusal_model`, `quote_model` (None: the
+        hand-set quote score) and the settings of `choice` (see `GRID`)."""
         choice = choice or {}
         pipeline = self.service.pipeline(use_model=False,
                                          retriever=self.retriever(ranker, choice),
                                          refusal_model=refusal_model)
+        pipeline.settings.quote_model = quote_model
         pipeline.settings = with_choice(pipeline.settings, {
             k: v for k, v in choice.items() if k not in _RETRIEVER_FIELDS})
         return pipeline
+
+    def fit_quotes(self, rows: list[dict[str, Any]], ranker: Any) -> Any:
+        """The learned quote chooser (civicbot/quoting.py) fitted on the answerable `rows`:
+        a candidate sentence states the answer when it holds one of the question's key
+        strings."""
+        from civicbot.quoting import fit_quotes
+
+        pipeline = self.pipeline(ranker)
+        groups = []
+        for r in rows:
+            if not r["answerable"]:
+                continue
+            question = pipeline.question(r["question"])
+            quotes, x = pipeline.sentence_features(question, pipeline.retrieve(question))
+            groups.append((x, np.array([_contains_fact(q.text, r["must_contain_any"])
+                                        for q in quotes], dtype=bool)))
+        return fit_quotes(groups)
 
     def fit_refusal(self, rows: list[dict[str, Any]], ranker: Any, groups: list[int]) -> Any:
         from civicbot.refusal import fit_refusal
@@ -173,20 +192,22 @@ class Lab:
 
     def records(self, rows: list[dict[str, Any]], ranker: Any, refusal_model: Any,
                 threshold: float | None = None,
-                choice: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                choice: dict[str, Any] | None = None,
+                quote_model: Any = None) -> list[dict[str, Any]]:
         """The `record` of each of `rows`, answered (by quoting) with `ranker`, and either
         `refusal_model` deciding or, given a `threshold`, the coverage threshold; `choice`
         replaces settings of the answer (see `GRID`). Retrieval, the confidence and a
         quoted answer are remembered across calls: the grid tries many settings and
         thresholds on the same questions."""
         choice = choice or {}
-        keep = (ranker, refusal_model)  # their ids key the memo: keep them alive
+        keep = (ranker, refusal_model, quote_model)  # their ids key the memo: keep them alive
         self._kept.append(keep)
-        pipeline = self.pipeline(ranker, refusal_model, choice)
+        pipeline = self.pipeline(ranker, refusal_model, choice, quote_model)
         if threshold is not None:
             pipeline.settings.refusal_model = None
             pipeline.settings.refusal_threshold = threshold
-        variant = (id(ranker), id(refusal_model), tuple(sorted(choice.items())))
+        variant = (id(ranker), id(refusal_model), id(quote_model),
+                   tuple(sorted(choice.items())))
         searched = self._searched(ranker, choice)
         out = []
         for r in rows:
@@ -263,13 +284,15 @@ def objective(summary: dict[str, Any]) -> float:
 
 
 def choose(lab: Lab, rows: list[dict[str, Any]], ranker: Any, model: Any,
-           choices: list[dict[str, Any]]) -> tuple[dict[str, Any], float | None]:
+           choices: list[dict[str, Any]],
+           quote_model: Any = None) -> tuple[dict[str, Any], float | None]:
     """The choice (and, without `model`, the coverage threshold calibrated with it) that
     does best by `objective` on `rows`; the first on a tie."""
     best: tuple[float, dict[str, Any], float | None] | None = None
     for choice in choices:
         threshold = None if model is not None else lab.threshold(rows, ranker, choice)
-        score = objective(summarise(lab.records(rows, ranker, model, threshold, choice)))
+        score = objective(summarise(lab.records(rows, ranker, model, threshold, choice,
+                                                quote_model)))
         if best is None or score > best[0] + 1e-9:
             best = (score, choice, threshold)
     assert best is not None
@@ -277,14 +300,15 @@ def choose(lab: Lab, rows: list[dict[str, Any]], ranker: Any, model: Any,
 
 
 def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
-                   refusal: bool = True, service: Any = None,
+                   refusal: bool = True, quotes: bool = True, service: Any = None,
                    details: Path | None = None,
                    grid: dict[str, tuple[Any, ...]] | None = None) -> dict[str, Any]:
     """k-fold cross-validation grouped by document (see `folds`): for each fold, the learned
     models are fitted on the other folds' questions and the fold's questions are answered
     (by quoting) with them; the figures are those of all held-out answers pooled. Without
     `ranker`, the hand-set fusion ranks; without `refusal`, a coverage threshold calibrated
-    on the other folds decides (what civicbot did before the refusal classifier). With
+    on the other folds decides (what civicbot did before the refusal classifier); without
+    `quotes`, the hand-set score chooses the quoted sentences, not the learned one. With
     `grid` (e.g. `GRID`), the settings it names are also chosen on the other folds (nested:
     the held-out fold never takes part in the choice), "chosen" lists each fold's choice,
     and "whole" the choice made on every question (the defaults to ship)."""
@@ -304,9 +328,10 @@ def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
         fitted = lab.fit_ranker(train) if ranker else None
         groups = [g for g in fold if g != f]
         model = lab.fit_refusal(train, fitted, groups) if refusal else None
-        choice, threshold = choose(lab, train, fitted, model, choices)
+        chooser = lab.fit_quotes(train, fitted) if quotes else None
+        choice, threshold = choose(lab, train, fitted, model, choices, chooser)
         chosen.append({"fold": f, **choice, "threshold": threshold})
-        for rec in lab.records(test, fitted, model, threshold, choice):
+        for rec in lab.records(test, fitted, model, threshold, choice, chooser):
             rec["fold"] = f
             records.append(rec)
     _write_details(details, records)
@@ -314,17 +339,20 @@ def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
     if grid:
         fitted = lab.fit_ranker(rows) if ranker else None
         model = lab.fit_refusal(rows, fitted, fold) if refusal else None
-        choice, threshold = choose(lab, rows, fitted, model, choices)
+        chooser = lab.fit_quotes(rows, fitted) if quotes else None
+        choice, threshold = choose(lab, rows, fitted, model, choices, chooser)
         out["chosen"] = chosen
         out["whole"] = {**choice, "threshold": threshold}
     return out
 
 
 def train(path: Path, cfg: Config, out: Path, service: Any = None, k: int = 5) -> list[Path]:
-    """Fit the ranker and the refusal classifier on every question of `path` and write them
-    to `out` (ranker.json, refusal.json). The refusal threshold is chosen on out-of-fold
-    probabilities over `k` folds grouped by document; the classifier is fitted on the
-    ranking serving uses (the fusion unless `rank.SERVING`)."""
+    """Fit the ranker, the refusal classifier and the quote chooser on every question of
+    `path` and write them to `out` (ranker.json, refusal.json, quotes.json). The refusal
+    threshold is chosen on out-of-fold probabilities over `k` folds grouped by document; the
+    classifier and the chooser are fitted on the ranking serving uses (the fusion unless
+    `rank.SERVING`)."""
+    from civicbot.quoting import QUOTES_FILE
     from civicbot.rank import RANKER_FILE
     from civicbot.refusal import REFUSAL_FILE
     from civicbot.service import Service
@@ -336,10 +364,13 @@ def train(path: Path, cfg: Config, out: Path, service: Any = None, k: int = 5) -
     ranker = lab.fit_ranker(rows)
     # The classifier reads the ranking serving uses (its scores and margins are features).
     refusal = lab.fit_refusal(rows, ranker if SERVING else None, folds(rows, k))
+    # The chooser reads the serving ranking's passages too.
+    chooser = lab.fit_quotes(rows, ranker if SERVING else None)
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / RANKER_FILE.name, out / REFUSAL_FILE.name]
+    written = [out / RANKER_FILE.name, out / REFUSAL_FILE.name, out / QUOTES_FILE.name]
     written[0].write_text(ranker.to_json())
     written[1].write_text(refusal.to_json())
+    written[2].write_text(chooser.to_json())
     return written
 
 

@@ -253,5 +253,33 @@ def fit_ranker(groups: Sequence[tuple[np.ndarray, np.ndarray]], c: float = 0.1,
     return LinearModel(FEATURES, mean, scale, model.coef_[0])
 
 
+def fit_signed_logistic(x: np.ndarray, y: np.ndarray, c: float, features: Sequence[str],
+                        signs: dict[str, int]) -> LinearModel:
+    """An L2-regularised logistic regression over `features` with classes weighed equally
+    and each weight's sign held to `signs` (1: not negative, -1: not positive, absent or 0:
+    either; L-BFGS-B with bounds). Deterministic."""
+    from scipy.optimize import minimize
+
+    mean, scale = standardise(x)
+    z = (x - mean) / scale
+    t = np.where(y > 0, 1.0, -1.0)
+    pos = max(int((y > 0).sum()), 1)
+    neg = max(int((y <= 0).sum()), 1)
+    weight = np.where(y > 0, len(y) / (2 * pos), len(y) / (2 * neg))
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:-1], theta[-1]
+        margin = t * (z @ w + b)
+        value = float(np.sum(weight * np.logaddexp(0.0, -margin)) + w @ w / (2 * c))
+        g = -weight * t / (1.0 + np.exp(margin))
+        return value, np.concatenate([z.T @ g + w / c, [g.sum()]])
+
+    bounds = [(0.0, None) if signs.get(f, 0) > 0 else (None, 0.0) if signs.get(f, 0) < 0
+              else (None, None) for f in features] + [(None, None)]
+    fit = minimize(loss, np.zeros(len(features) + 1), jac=True, method="L-BFGS-B",
+                   bounds=bounds, options={"maxiter": 2000})
+    return LinearModel(tuple(features), mean, scale, fit.x[:-1], float(fit.x[-1]))
+
+
 def sigmoid(v: float) -> float:
     return 1.0 / (1.0 + math.exp(-v))

@@ -112,11 +112,12 @@ class Service:
         return self.cfg.paths.llm_model
 
     def pipeline(self, use_model: bool = True, retriever: Retriever | None = None,  # type: ignore[no-untyped-def]
-                 refusal_model=None):
-        """The answer pipeline over the serving snapshot; `retriever` and `refusal_model`
-        replace the default ones (evaluation uses them to try models fitted on other
+                 refusal_model=None, quote_model=None):
+        """The answer pipeline over the serving snapshot; `retriever`, `refusal_model` and
+        `quote_model` replace the default ones (evaluation uses them to try models fitted on other
         questions)."""
         from civicbot.answer.pipeline import AnswerPipeline, AnswerSettings
+        from civicbot.quoting import packaged_quotes
         from civicbot.refusal import packaged_refusal
 
         if retriever is None:
@@ -133,6 +134,10 @@ class Service:
         settings.refusal_model = refusal_model or packaged_refusal()
         settings.refusal_by_model = refusal_model is not None or (
             self.cfg.answer.refusal_classifier and threshold < 0)
+        if quote_model is not None:
+            settings.quote_model = quote_model
+        elif self.cfg.answer.learned_quotes:
+            settings.quote_model = packaged_quotes()
         return AnswerPipeline(retriever, self.generator if use_model else None, settings)
 
     def ask(self, question: str, history: Sequence[Turn] = (),

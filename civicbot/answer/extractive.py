@@ -284,12 +284,18 @@ def best_sentences(question: str, passages: Sequence[str], max_chars: int = 600,
     cited) only when its sentence is nearly as good: every citation is one more for the
     citizen to check. (Weighing terms by idf was tried and found more quotes of the right
     page but fewer of the facts asked for on dev.jsonl.)"""
-    scored = sorted(candidates(question, passages, max_chars, also, wanted, ranks, rules),
-                    key=lambda q: -q.score)
-    if not scored:
+    return pick(candidates(question, passages, max_chars, also, wanted, ranks, rules), rules)
+
+
+def pick(scored: Sequence[Quote], rules: QuoteRules = RULES) -> list[Quote]:
+    """The quotes among `scored` candidates: the best, and up to `rules.sentences` in all
+    that score at least `near_best` of it (`other_passage` of it from another passage);
+    in document order."""
+    ranked = sorted(scored, key=lambda q: -q.score)
+    if not ranked:
         return []
-    best = scored[0]
-    picked = [q for q in scored[: rules.sentences] if q.score >= rules.near_best * best.score
+    best = ranked[0]
+    picked = [q for q in ranked[: rules.sentences] if q.score >= rules.near_best * best.score
               and (q.source == best.source or q.score >= rules.other_passage * best.score)]
     picked.sort(key=lambda q: (q.source, q.start))
     return picked

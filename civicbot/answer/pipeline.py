@@ -18,7 +18,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from civicbot import lang
+import numpy as np
+
+from civicbot import lang, quoting
 from civicbot.answer import grounding
 from civicbot.answer import lead as lead_mod
 from civicbot.answer.extractive import (
@@ -38,6 +40,7 @@ from civicbot.answer.question import Question, retrieval_query
 from civicbot.answer.text import fact_present, facts, sentences
 from civicbot.errors import ModelError
 from civicbot.protocols import EvidenceSource, Generator
+from civicbot.rank import LinearModel
 from civicbot.records import Answer, Citation, Hit, Turn
 from civicbot.refusal import COVERAGE_THRESHOLD, Evidence, RefusalModel, evidence
 
@@ -75,6 +78,9 @@ class AnswerSettings:
     # Kinds of question (extractive.Asked.kind) answered by the quote alone when it holds
     # that kind of fact: measured on train.jsonl, see docs/answering.md.
     skip_model_kinds: frozenset[str] = frozenset()
+    # The learned quote chooser (civicbot/quoting.py; the service gives the packaged one).
+    # None: the hand-set score of `quotes` chooses.
+    quote_model: LinearModel | None = None
 
 
 @dataclass
@@ -348,11 +354,29 @@ class AnswerPipeline:
         what = question.asked
         few = what is not None and what.kind != "name" and self.settings.typed_all
         sources = hits if few else hits[: self.settings.quote_sources]
+        model = self.settings.quote_model
+        if model is not None:
+            quotes, x = self.sentence_features(question, hits)
+            chosen = quoting.choose(model, quotes, x, len(sources), self.settings.quotes)
+            return [q for q in chosen if not INSTRUCTION.search(q.text)]
         return [q for q in best_sentences(question.query, [h.chunk.text for h in sources],
                                           also=self._translated(question.query), wanted=what,
                                           ranks=_ranks(sources, self.settings.top_k),
                                           rules=self.settings.quotes)
                 if not INSTRUCTION.search(q.text)]
+
+    def sentence_features(self, question: Question,
+                          hits: list[Hit]) -> tuple[list[Quote], np.ndarray]:
+        """The candidate sentences of `hits` and their features for the learned quote
+        chooser (civicbot/quoting.py)."""
+        query = question.query
+        ranks = _ranks(hits, self.settings.top_k)
+        passages = [quoting.Passage(h.chunk.text, ranks[i], i >= self.settings.top_k,
+                                    self.source.coverage(query, h), h.dense, h.score,
+                                    h.chunk.doc, h.chunk.language)
+                    for i, h in enumerate(hits)]
+        return quoting.featurise(question.text, query, self._translated(query),
+                                 question.language, question.asked, passages)
 
     def _extractive(self, question: Question, hits: list[Hit]) -> Answer:
         """The answer when the documents answer: their own words, quoted."""

@@ -49,12 +49,14 @@ def test_the_model_saying_the_sources_do_not_answer_adds_nothing_to_the_quotes(s
 
 
 def test_a_model_that_fails_is_replaced_by_quoting_the_sources(service, shared):
+    quoted = service.pipeline(use_model=False).ask(QUESTION)  # quoting alone, no model
     model = Model("", then_raise=ModelError("the model file could not be loaded"))
     answer = _with_model(service, model).ask(QUESTION)
     assert model.calls == 1
     assert answer.mode == "extractive" and not answer.refused
-    assert "Qredits" in answer.text
-    assert any(c.doc == TOZO for c in answer.citations)
+    # Exactly what quoting alone answers: the same quotes, the same citations.
+    assert answer.text == quoted.text and answer.citations == quoted.citations
+    assert "Tozo" in answer.text and any(c.doc == TOZO for c in answer.citations)
     for c in answer.citations:
         assert_cited_on_page(c, shared / "corpus")
 
