@@ -12,6 +12,7 @@ little: answers often straddle a passage boundary, and the neighbour carries the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -338,11 +339,18 @@ def coverage(question: str, hit: Hit, snapshot: Snapshot) -> float:
     if not terms:
         return 0.0
     weights = snapshot.lexical.idf(terms)
-    have = set(analyse(f"{hit.chunk.heading}\n{hit.chunk.text}", language))
+    have = _passage_terms(f"{hit.chunk.heading}\n{hit.chunk.text}", language)
     total = sum(weights)
     if not total:
         return 0.0
     return sum(w for t, w in zip(terms, weights, strict=True) if t in have) / total
+
+
+@functools.lru_cache(maxsize=4096)
+def _passage_terms(text: str, language: str) -> frozenset[str]:
+    """A passage's analysed terms, remembered: every question reads its passages' coverage
+    several times (refusal, evidence, quotes), and a burst of questions the same passages."""
+    return frozenset(analyse(text, language))
 
 
 def link(info: DocInfo | None, hit: Hit, page: int | None = None) -> str:

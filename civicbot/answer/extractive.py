@@ -3,6 +3,7 @@ the model's answer does not survive the grounding check, or when there is no mod
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -202,8 +203,11 @@ def _holds_name(text: str, question_words: frozenset[str]) -> bool:
     return False
 
 
-def _terms(text: str) -> set[str]:
-    return set(analyse_query(text))
+@functools.lru_cache(maxsize=16384)
+def _terms(text: str) -> frozenset[str]:
+    """The analysed terms of `text` (both languages' stems). Remembered: a burst of questions
+    over the same passages reads the same sentences again and again."""
+    return frozenset(analyse_query(text))
 
 
 def candidates(question: str, passages: Sequence[str], max_chars: int = 600,

@@ -165,3 +165,46 @@ def test_answering_reads_the_thread_before_the_question_through_the_link(tmp_pat
     answering.close()
     assert [(turn.role, turn.text) for turn in turns] == [
         ("user", "How much is a parking permit?"), ("assistant", "50 euro a year.")]
+
+
+def test_typing_notices_are_cleared_only_after_every_quoted_answer_is_sent(tmp_path):
+    """Quoted answers go first: a typing notice is cleared once no quoted answer is being
+    worked out or sent (cleared at once, the notices delayed the answers under load)."""
+    import threading
+
+    release = threading.Event()
+
+    class Quotes(TwoSteps):
+        def quick(self, question: str, history: Any = ()) -> Answer:
+            if question.startswith("slow"):
+                release.wait(10)
+            return super().quick(question, history)
+
+        def wants_model(self, answer: Answer) -> bool:
+            return False
+
+    link, answering, _ = make_users(tmp_path, Quotes())
+    for room in ("!a", "!b"):
+        link.rooms[room] = FakeRoom(room, [BOT, ALICE])
+
+    async def main() -> tuple[list[Any], list[Any]]:
+        for room, text in (("!a", "fast: how much is a permit?"),
+                           ("!b", "slow: how much is a permit?")):
+            answering.state.accept(f"${room}", room, f"${room}")
+            answering.admit(Job(f"${room}", room, f"${room}", ALICE, text, "en",
+                                in_thread=False), rate_limited=True)
+        for _ in range(200):  # the fast answer is sent, the slow one is still being worked out
+            await asyncio.sleep(0.01)
+            if link.sent:
+                break
+        await asyncio.sleep(0.1)
+        before = list(link.typing_in)
+        release.set()
+        await link.settle()
+        answering.close()
+        return before, list(link.typing_in)
+
+    before, after = asyncio.run(main())
+    assert [room for room, _ in link.sent] == ["!a", "!b"]
+    assert sorted(before) == [("!a", True), ("!b", True)]  # at once: the sign of life
+    assert sorted(after) == [("!a", False), ("!a", True), ("!b", False), ("!b", True)]
