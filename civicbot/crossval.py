@@ -103,6 +103,7 @@ class Lab:
         self._gold_hits: dict[tuple[Any, str], Any] = {}
         self._inputs: dict[tuple[Any, str], tuple[list[Any], float]] = {}
         self._records: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._sentences: dict[tuple[Any, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def retriever(self, ranker: Any, choice: dict[str, Any] | None = None) -> Any:
         """The retriever with `ranker` and the retrieval settings of `choice` (see
@@ -160,14 +161,21 @@ class Lab:
         from civicbot.quoting import fit_quotes
 
         pipeline = self.pipeline(ranker)
+        searched = self._searched(ranker, {})
         groups = []
         for r in rows:
             if not r["answerable"]:
                 continue
-            question = pipeline.question(r["question"])
-            quotes, x = pipeline.sentence_features(question, pipeline.retrieve(question))
-            groups.append((x, np.array([_contains_fact(q.text, r["must_contain_any"])
-                                        for q in quotes], dtype=bool)))
+            # A question's candidates and labels are the same for every fold's fit: worked
+            # out once, on the passages the answers are scored with.
+            key = (searched, r["question"])
+            if key not in self._sentences:
+                hits, _ = self._decision_inputs(pipeline, searched, r["question"])
+                quotes, x = pipeline.sentence_features(pipeline.question(r["question"]), hits)
+                self._sentences[key] = (x, np.array(
+                    [_contains_fact(q.text, r["must_contain_any"]) for q in quotes],
+                    dtype=bool))
+            groups.append(self._sentences[key])
         return fit_quotes(groups)
 
     def fit_refusal(self, rows: list[dict[str, Any]], ranker: Any, groups: list[int]) -> Any:

@@ -27,7 +27,7 @@ from functools import cache
 
 import numpy as np
 
-from civicbot.answer.extractive import Asked, Quote, QuoteRules, _terms, candidates, pick
+from civicbot.answer.extractive import Asked, Quote, QuoteRules, candidates, pick, terms
 from civicbot.lang import fold
 from civicbot.rank import DATA, LinearModel, fit_signed_logistic, names, numbers
 
@@ -82,9 +82,9 @@ def featurise(question: str, query: str, also: str, language: str, what: Asked |
                         ranks=[1.0] * len(passages), rules=_FLAT)
     if not quotes:
         return [], np.zeros((0, len(FEATURES)))
-    own = _terms(query)
-    asked_terms = own | (_terms(also) - own if also else set())
-    held_terms = [_terms(q.text) for q in quotes]
+    own = terms(query)
+    asked_terms = own | (terms(also) - own if also else set())
+    held_terms = [terms(q.text) for q in quotes]
     n = len(quotes)
     rarity = {t: math.log((n + 1) / (sum(t in h for h in held_terms) + 0.5))
               for t in asked_terms}

@@ -204,7 +204,7 @@ def _holds_name(text: str, question_words: frozenset[str]) -> bool:
 
 
 @functools.lru_cache(maxsize=16384)
-def _terms(text: str) -> frozenset[str]:
+def terms(text: str) -> frozenset[str]:
     """The analysed terms of `text` (both languages' stems). Remembered: a burst of questions
     over the same passages reads the same sentences again and again."""
     return frozenset(analyse_query(text))
@@ -220,10 +220,10 @@ def candidates(question: str, passages: Sequence[str], max_chars: int = 600,
     other words (a translation): a sentence may match those instead; `wanted` is what the
     question asks for (by default `asked(question)`); `ranks` the passages' ranks (by
     default 1, 2, 3, ...)."""
-    terms = _terms(question)
-    if not terms:
+    wanted_terms = terms(question)
+    if not wanted_terms:
         return []
-    other = _terms(also) - terms if also else set()
+    other = terms(also) - wanted_terms if also else set()
     what = wanted if wanted is not None else asked(question)
     out: list[Quote] = []
     seen: set[str] = set()
@@ -234,8 +234,8 @@ def candidates(question: str, passages: Sequence[str], max_chars: int = 600,
             # sentences after it answer. Overlapping passages repeat sentences.
             if len(text) < 25 or text.endswith("?") or text in seen:
                 continue
-            have = _terms(text)
-            share = min(1.0, (len(terms & have) + len(other & have)) / len(terms))
+            have = terms(text)
+            share = min(1.0, (len(wanted_terms & have) + len(other & have)) / len(wanted_terms))
             if not share:
                 continue
             seen.add(text)
@@ -311,8 +311,8 @@ def focus(question: str, passage: str, max_words: int = 110) -> str:
     spans = sentences(passage)
     if len(passage.split()) <= max_words or not spans:
         return passage
-    wanted = _terms(question)
-    best = max(range(len(spans)), key=lambda i: len(wanted & _terms(spans[i].text)))
+    wanted = terms(question)
+    best = max(range(len(spans)), key=lambda i: len(wanted & terms(spans[i].text)))
     lo = hi = best
     count = len(spans[best].text.split())
     while count < max_words and (lo > 0 or hi < len(spans) - 1):
