@@ -28,6 +28,7 @@ from civicbot.curator import Curator, RemovalRefused
 from civicbot.errors import CivicbotError, MatrixError
 from civicbot.ingest import SUFFIXES
 from civicbot.matrix import commands, events
+from civicbot.matrix.events import content_of, obj, text
 from civicbot.matrix.link import Link
 from civicbot.matrix.render import Rendered, render_notice
 from civicbot.matrix.state import BotState
@@ -68,28 +69,29 @@ class FileRef:
 
 def file_of(room_id: str, event: dict[str, Any]) -> FileRef | None:
     """The file an `m.file` message carries (plain, or encrypted as the decrypted event of a
-    RoomEncryptedFile shows it), else None."""
+    RoomEncryptedFile shows it), else None. Any field may have any type: what is not what
+    the spec says is read as absent."""
+    event = obj(event)
     if event.get("type") != "m.room.message":
         return None
-    content = event.get("content") or {}
+    content = content_of(event)
     if content.get("msgtype") != "m.file" or "m.new_content" in content:
         return None
-    encrypted = content.get("file") if isinstance(content.get("file"), dict) else None
+    encrypted = obj(content.get("file")) or None
     url = (encrypted or {}).get("url") if encrypted else content.get("url")
     if not isinstance(url, str) or not url.startswith("mxc://"):
         return None
-    info = content.get("info") or {}
-    size = info.get("size") if isinstance(info.get("size"), int) else None
-    name = content.get("filename") or content.get("body") or ""
-    return FileRef(str(event.get("event_id", "")), room_id, str(event.get("sender", "")),
-                   str(name), url, size, encrypted)
+    size = obj(content.get("info")).get("size")
+    size = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+    name = text(content.get("filename")) or text(content.get("body")) or ""
+    return FileRef(text(event.get("event_id")) or "", room_id, text(event.get("sender")) or "",
+                   name, url, size, encrypted)
 
 
 def reply_target(event: dict[str, Any]) -> str | None:
     """The event a message replies to (`m.in_reply_to`), inside a thread or not."""
-    relates = (event.get("content") or {}).get("m.relates_to") or {}
-    target = (relates.get("m.in_reply_to") or {}).get("event_id")
-    return target if isinstance(target, str) else None
+    relates = obj(content_of(event).get("m.relates_to"))
+    return text(obj(relates.get("m.in_reply_to")).get("event_id"))
 
 
 class UploadRefused(CivicbotError):

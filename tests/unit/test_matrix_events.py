@@ -71,9 +71,33 @@ def test_malformed_events_are_read_without_an_exception(event):
     current_content(event)
     thread_root_of(event)
     clean = sanitized(event)
-    # what the editor features read from the sanitised event is safe too
-    editing.file_of("!room", clean)
-    editing.reply_target(clean)
+    # what the editor features read is safe, from the sanitised event and from the raw one
+    for ev in (clean, event):
+        ref = editing.file_of("!room", ev)
+        assert ref is None or (isinstance(ref.name, str) and isinstance(ref.event_id, str))
+        assert editing.reply_target(ev) is None or isinstance(editing.reply_target(ev), str)
+
+
+@pytest.mark.parametrize("content", [
+    {"msgtype": "m.file", "url": "mxc://hs/x", "body": "x.pdf", "info": "big"},
+    {"msgtype": "m.file", "url": "mxc://hs/x", "body": "x.pdf", "info": {"size": True}},
+    {"msgtype": "m.file", "url": "mxc://hs/x", "body": "x.pdf", "info": {"size": -5}},
+    {"msgtype": "m.file", "url": "mxc://hs/x", "body": ["x.pdf"], "filename": 7},
+    {"msgtype": "m.file", "file": "not an object", "url": "mxc://hs/x", "body": "x.pdf"},
+])
+def test_a_file_message_with_odd_fields_is_read_without_them(content):
+    ref = editing.file_of("!room", {"type": "m.room.message", "event_id": "$f",
+                                    "sender": "@editor:hs", "content": content})
+    assert ref is not None and ref.url == "mxc://hs/x" and ref.size is None
+    assert ref.encryption is None and isinstance(ref.name, str)
+
+
+def test_a_reply_with_odd_relations_has_no_target():
+    for relates in ("x", {"m.in_reply_to": "x"}, {"m.in_reply_to": {"event_id": 5}}):
+        assert editing.reply_target({"content": {"m.relates_to": relates}}) is None
+    assert editing.reply_target({"content": ["x"]}) is None
+    assert editing.reply_target({"content": {"m.relates_to": {
+        "m.in_reply_to": {"event_id": "$q"}}}}) == "$q"
 
 
 def test_malformed_nested_fields_are_dropped_and_the_message_still_read():
