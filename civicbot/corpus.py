@@ -219,7 +219,15 @@ class Corpus:
                 f"indexed it, and the original file is no longer at {path}; put it back, or "
                 "run `civicbot ingest --rebuild` with the corpus folders")
         log.info("re-reading %s: the index was built by another version", info.name)
-        doc = read_document(path, source=info.source, max_bytes=self.max_bytes, ocr=self.ocr)
+        try:
+            doc = read_document(path, source=info.source, max_bytes=self.max_bytes,
+                                ocr=self.ocr)
+        except Exception as exc:  # noqa: BLE001 - the same file can fail now: lower limits
+            detail = exc.detail if isinstance(exc, DocumentError) else type(exc).__name__
+            raise IndexUnusable(
+                f"{info.name}: this civicbot prepares passages differently from the one that "
+                f"indexed it, and reading {path} again failed ({detail}); remove the document "
+                "or run `civicbot ingest --rebuild` with the corpus folders") from exc
         chunks = self._prepare(doc)
         # OCR may read the pages differently now (installed, removed, other settings), and
         # the title may be read differently.

@@ -2,8 +2,9 @@
 
 import pytest
 
+import civicbot.corpus as corpus_module
 from civicbot.corpus import Corpus
-from civicbot.errors import IndexUnusable, ModelMismatch
+from civicbot.errors import DocumentError, IndexUnusable, ModelMismatch
 from civicbot.index.store import IndexStore
 from civicbot.retrieve import Retriever
 from tests.fakes import NO_CROSSLINGUAL, HashingEmbedder
@@ -161,6 +162,30 @@ def test_an_upgraded_chunker_re_reads_documents_it_needs(tmp_path, docs, monkeyp
     with pytest.raises(IndexUnusable, match="huur.md.*--rebuild"):
         corpus.ingest([docs / "newer.md"])
     assert "newer.md" not in IndexStore(tmp_path / "index").load(HashingEmbedder.name).docs
+
+
+def test_a_document_that_fails_to_be_read_again_is_named_and_the_index_kept(tmp_path, docs,
+                                                                            monkeypatch):
+    """Re-reading after a chunker upgrade goes through the reader's limits like any upload:
+    a document that now fails them (a lower size limit, a reader that dies on it) stops the
+    change with an error naming it, and the index serving before stays as it was."""
+    store = IndexStore(tmp_path / "index")
+    Corpus(store, HashingEmbedder(), NO_CROSSLINGUAL).ingest([docs])
+    before = set(store.load(HashingEmbedder.name).docs)
+    monkeypatch.setattr("civicbot.index.store.CHUNKER_VERSION", "c-next")
+    _write(docs, "new.md", "Een nieuw document over afvalinzameling en containers.")
+    corpus = Corpus(store, HashingEmbedder(), NO_CROSSLINGUAL)
+    real = corpus_module.read_document
+
+    def failing(path, **kw):
+        if path.name == "huur.md":
+            raise DocumentError("huur.md", "the file is larger than the limit of 1 MB")
+        return real(path, **kw)
+
+    monkeypatch.setattr(corpus_module, "read_document", failing)
+    with pytest.raises(IndexUnusable, match=r"huur\.md.*larger than the limit.*--rebuild"):
+        corpus.ingest([docs / "new.md"])
+    assert set(IndexStore(tmp_path / "index").load(HashingEmbedder.name).docs) == before
 
 
 def test_the_document_list_comes_from_the_manifest_alone(tmp_path, docs):
