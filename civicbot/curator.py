@@ -70,9 +70,25 @@ class Curator:
                 self._not_a_source(name, current.get(name), "take it out of [[sources]] in "
                                    "the configuration to remove it")
             reports = self.corpus.remove(names)
-            for r in reports:
-                if r.status == "removed":
-                    self.put_away(Path(current[r.name].source) / r.name)
+            moved: list[tuple[Path, Path | None]] = []
+            try:
+                for r in reports:
+                    if r.status == "removed":
+                        place = Path(current[r.name].source) / r.name
+                        moved.append((place, self.put_away(place)))
+            except OSError as exc:
+                # A file left in its folder would come back with the next folder sync: put
+                # back what was moved and the index as it was, and say so.
+                log.error("removing %s: a file could not be moved to the attic: %s",
+                          ", ".join(names), exc)
+                for place, attic in moved:
+                    if attic is not None:
+                        shutil.move(str(attic), place)
+                self.corpus.restore(current)
+                raise RemovalRefused(
+                    f"the file could not be moved out of the corpus folder into {self.attic} "
+                    f"({exc.strerror or exc}), so nothing was removed; free some space or ask "
+                    "the administrator") from exc
             self.audit.append(records_for(reports, by))
         return reports
 

@@ -178,3 +178,27 @@ def test_a_file_that_cannot_be_stored_leaves_the_index_and_the_folder_as_they_we
     assert report.status == "rejected" and set(curator.corpus.documents()) == {"plan.txt"}
     assert [(r.action, r.name) for r in curator.history()] == [
         ("added", "plan.txt"), ("rejected", "plan.txt"), ("rejected", "nieuw.txt")]
+
+
+def test_a_removal_whose_file_cannot_be_put_away_removes_nothing(tmp_path, monkeypatch):
+    """When a file cannot be moved into the attic (disk full, a read-only attic), the index,
+    the folder and the record stay as they were and the editor is told why."""
+    folder, curator = make(tmp_path)
+    (folder / "isolatie.txt").write_text(TEXT)
+    (folder / "zonnepanelen.txt").write_text(TEXT.replace("isoleren van woningen",
+                                                          "plaatsen van zonnepanelen"))
+    curator.ingest([folder], by="cli")
+    real = curator.put_away
+
+    def full(path):
+        if path.name == "zonnepanelen.txt":
+            raise OSError(28, "No space left on device")
+        return real(path)
+
+    monkeypatch.setattr(curator, "put_away", full)
+    with pytest.raises(RemovalRefused, match="No space left on device.*nothing was removed"):
+        curator.remove(["isolatie.txt", "zonnepanelen.txt"], by="@editor:example.org")
+    assert set(curator.corpus.documents()) == {"isolatie.txt", "zonnepanelen.txt"}
+    assert (folder / "isolatie.txt").read_text() == TEXT  # moved back from the attic
+    assert (folder / "zonnepanelen.txt").exists()
+    assert [r.action for r in curator.history()] == ["added", "added"]
