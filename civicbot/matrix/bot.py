@@ -147,6 +147,7 @@ class Bot:
 
     async def run(self) -> None:
         """Log in, catch up, answer until cancelled or stopped."""
+        self.link.closing = False  # a bot run again after a stop works in the background again
         try:
             self._health = health.start(self.cfg.health)
             await self.login()

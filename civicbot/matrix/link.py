@@ -88,6 +88,7 @@ class Link:
         self.user_id = ""
         self.display_name = ""
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.closing = False  # set by `cancel_tasks`: no new background work after it
         self._sends = SendGate(SENDS_AT_ONCE, reserved=SENDS_RESERVED)
 
     # -- requests ----------------------------------------------------------------------
@@ -186,7 +187,13 @@ class Link:
             await asyncio.sleep(TYPING_MS / 1000 * 0.7)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> None:
-        """Run `coro` in the background; failures are logged with `what`, never raised."""
+        """Run `coro` in the background; failures are logged with `what`, never raised.
+        Once the link is closing, `coro` is dropped: an answer cancelled by the shutdown
+        ends its typing notice from its `finally`, and that request would meet a closed
+        client (the homeserver drops the notice on its own after its timeout)."""
+        if self.closing:
+            coro.close()
+            return
 
         async def guarded() -> None:
             try:
@@ -206,12 +213,15 @@ class Link:
         task.add_done_callback(self.tasks.discard)
 
     async def cancel_tasks(self) -> None:
-        """Cancel every background task and wait for them."""
-        tasks = list(self.tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self.tasks.clear()
+        """Cancel every background task and wait for them; from now on `spawn` starts
+        nothing. A task tracked while the others wind down is cancelled in turn."""
+        self.closing = True
+        while self.tasks:
+            tasks = list(self.tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.tasks.difference_update(tasks)
 
     # -- rooms -------------------------------------------------------------------------
 
