@@ -315,6 +315,17 @@ class Citizen:
             room_id, "m.room.message", content, ignore_unverified_devices=True))
         return str(resp.event_id)
 
+    async def caught_up(self, room_id: str, timeout: float = TIMEOUT) -> None:
+        """Wait until this client has received everything sent to the room so far: a marker
+        event of a type nobody answers, sent now, comes back through sync after every
+        earlier event of the room's timeline."""
+        resp = await self._ok(await self.client.room_send(
+            room_id, "org.civicbot.test.marker", {}, ignore_unverified_devices=True))
+        marker = str(resp.event_id)
+        await eventually(lambda: any(ev.get("event_id") == marker
+                                     for ev in self.events.get(room_id, [])),
+                         timeout, "the room's timeline to catch up")
+
     async def react(self, room_id: str, event_id: str, key: str) -> str:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
         resp = await self._ok(await self.client.room_send(

@@ -20,7 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from matrix_harness import bot_config, citizen, direct_room, eventually, run, running_bot
+from matrix_harness import (
+    Citizen,
+    bot_config,
+    citizen,
+    direct_room,
+    eventually,
+    run,
+    running_bot,
+)
 from scripted_model import FABRICATED, MARKERS, QUESTION, Model, true_sentences
 
 from civicbot.answer.messages import say
@@ -66,10 +74,13 @@ def _refinements() -> float:
     return sum(metrics.REFINEMENTS.labels(o)._value.get() for o in metrics.REFINEMENT_OUTCOMES)
 
 
-async def _models_turn_done(before: float) -> None:
+async def _models_turn_done(before: float, c: Citizen, room: str) -> None:
     """Wait until the model's turn for one more question has ended (its lead edited in, or
-    nothing added): the bot sends the quoted answer first and the model's text later."""
+    nothing added) and the citizen has received every edit the bot sent: the bot sends the
+    quoted answer first and the model's text later, and counts the turn once its edits are
+    sent, which is before the citizen's next sync brings them."""
     await eventually(lambda: _refinements() > before or None, 120, "the model's turn")
+    await c.caught_up(room)
 
 
 def _everything_the_bot_said(c, room: str, bot_id: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -98,7 +109,7 @@ def test_a_long_answer_streams_checked_sentences_only_within_the_edit_cap(setup,
             turns = _refinements()
             _, reply, final = await c.ask(room, QUESTION, bot.user_id, timeout=120)
             assert "Qredits" in final["body"]
-            await _models_turn_done(turns)
+            await _models_turn_done(turns, c, room)
             said = _everything_the_bot_said(c, room, bot.user_id)
             for text in said:
                 for marker in MARKERS:
@@ -128,7 +139,7 @@ def test_a_failing_model_and_a_time_limit_mid_answer_as_the_citizen_sees_them(se
                 then_raise=GenerationTimeout("the answer took longer than 60 s"))
             turns = _refinements()
             _, _, final = await c.ask(room, QUESTION, bot.user_id, timeout=120)
-            await _models_turn_done(turns)
+            await _models_turn_done(turns, c, room)
             assert "Qredits" in final["body"] and "kamervragen_tozo.pdf" in final["body"]
             assert not any(m in text for text in _everything_the_bot_said(c, room, bot.user_id)
                            for m in MARKERS)
@@ -138,7 +149,7 @@ def test_a_failing_model_and_a_time_limit_mid_answer_as_the_citizen_sees_them(se
             turns = _refinements()
             _, reply, final = await c.ask(room, "Waarom is de Tozo-rente 2 procent?",
                                           bot.user_id, timeout=120)
-            await _models_turn_done(turns)
+            await _models_turn_done(turns, c, room)
             shown = [final, *(e["content"]["m.new_content"]
                               for e in c.edits_of(room, reply["event_id"]))]
             assert "kamervragen_tozo.pdf" in shown[-1]["body"] and "“" in shown[-1]["body"]
