@@ -98,6 +98,7 @@ def test_quotes_at_once_then_the_lead_as_an_edit_and_nobody_turned_away(
                 assert body.index(note) < body.index("“")
                 assert "kamervragen_tozo.pdf), p. " in body and new[FINAL] is True
             await eventually(lambda: not bot.scheduler.busy, 60, "the queue to empty")
+            await third.caught_up(rooms[2])  # an edit sent by now has reached the client
             assert third.edits_of(rooms[2], replies[2]["event_id"]) == []
 
     try:
