@@ -70,20 +70,14 @@ class Curator:
                 self._not_a_source(name, current.get(name), "take it out of [[sources]] in "
                                    "the configuration to remove it")
             reports = self.corpus.remove(names)
-            moved: list[tuple[Path, Path | None]] = []
             try:
-                for r in reports:
-                    if r.status == "removed":
-                        place = Path(current[r.name].source) / r.name
-                        moved.append((place, self.put_away(place)))
+                self._put_away_all([Path(current[r.name].source) / r.name
+                                    for r in reports if r.status == "removed"])
             except OSError as exc:
-                # A file left in its folder would come back with the next folder sync: put
-                # back what was moved and the index as it was, and say so.
+                # A file left in its folder would come back with the next folder sync: the
+                # index as it was (the files are back already), and say so.
                 log.error("removing %s: a file could not be moved to the attic: %s",
                           ", ".join(names), exc)
-                for place, attic in moved:
-                    if attic is not None:
-                        shutil.move(str(attic), place)
                 self.corpus.restore(current)
                 raise RemovalRefused(
                     f"the file could not be moved out of the corpus folder into {self.attic} "
@@ -160,7 +154,7 @@ class Curator:
         or on an OSError leave the folder as it was."""
         earlier = {dest, *([Path(old.source) / old.name] if old and old.source
                            and not _is_url(old.source) else [])}
-        kept = [(place, self.put_away(place)) for place in sorted(earlier)]
+        kept = self._put_away_all(sorted(earlier))
         part = dest.with_name(f".{uuid.uuid4().hex}.part")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -171,15 +165,32 @@ class Curator:
             os.replace(part, dest)
         except OSError:
             part.unlink(missing_ok=True)
-            for place, attic in kept:
-                if attic is not None:
-                    shutil.move(str(attic), place)
+            self._put_back(kept)
             raise
 
     def in_folders(self, path: Path) -> bool:
         """Whether `path` lies in one of the corpus folders."""
         resolved = path.resolve()
         return any(resolved.is_relative_to(f.resolve()) for f in self.folders)
+
+    def _put_away_all(self, places: Sequence[Path]) -> list[tuple[Path, Path | None]]:
+        """Move each of `places` into the attic (see `put_away`), or on an OSError none:
+        those already moved go back, and the error is raised."""
+        kept: list[tuple[Path, Path | None]] = []
+        try:
+            for place in places:
+                kept.append((place, self.put_away(place)))
+        except OSError:
+            self._put_back(kept)
+            raise
+        return kept
+
+    @staticmethod
+    def _put_back(kept: Sequence[tuple[Path, Path | None]]) -> None:
+        """Undo `_put_away_all`: each file moved into the attic back to its place."""
+        for place, attic in kept:
+            if attic is not None:
+                shutil.move(str(attic), place)
 
     def put_away(self, path: Path) -> Path | None:
         """Move a corpus file into the attic (name prefixed with the time); None when it is

@@ -78,7 +78,7 @@ def file_of(room_id: str, event: dict[str, Any]) -> FileRef | None:
     if content.get("msgtype") != "m.file" or "m.new_content" in content:
         return None
     encrypted = obj(content.get("file")) or None
-    url = (encrypted or {}).get("url") if encrypted else content.get("url")
+    url = encrypted.get("url") if encrypted else content.get("url")
     if not isinstance(url, str) or not url.startswith("mxc://"):
         return None
     size = obj(content.get("info")).get("size")
