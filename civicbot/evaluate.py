@@ -20,7 +20,7 @@ from civicbot.config import Config
 from civicbot.errors import ConfigError
 from civicbot.index.crosslingual import CrossLingualIndex, shared_use
 from civicbot.index.dense import DenseIndex
-from civicbot.index.embed import SentenceTransformerEmbedder
+from civicbot.index.embed import make_embedder
 from civicbot.index.lexical import LexicalIndex
 from civicbot.index.store import Snapshot, lexical_text, passage_text
 from civicbot.ingest.chunk import chunk_document
@@ -69,7 +69,7 @@ def beir(folder: Path, cfg: Config) -> dict[str, float | int]:
         chunks.extend(chunk_document(doc, cfg.retrieval.chunk_words,
                                      cfg.retrieval.overlap_words))
     started = time.perf_counter()
-    embedder = SentenceTransformerEmbedder(cfg.embedding.model, cfg.embedding.batch_size)
+    embedder = make_embedder(cfg.embedding.model, cfg.embedding.batch_size)
     vectors = (embedder.embed([passage_text(c) for c in chunks])
                if cfg.retrieval.dense_weight > 0 else np.zeros((len(chunks), 1), np.float32))
     # As in the index store: the title is indexed with every passage (here it also starts the

@@ -24,6 +24,7 @@ from civicbot.answer.question import Question
 from civicbot.config import RetrievalConfig
 from civicbot.glossary import Glossary, builtin
 from civicbot.index.crosslingual import shared_use, surface_words
+from civicbot.index.embed import embed_queries
 from civicbot.index.store import Snapshot
 from civicbot.lang import analyse
 from civicbot.protocols import Embedder
@@ -140,7 +141,7 @@ class Retriever:
         languages = self._languages()
         question_language = question.language if question is not None else lang.detect(text)
         lexical = self.snapshot.lexical.scores(text)
-        dense = (self.snapshot.dense.scores(self.embedder.embed([text])[0])
+        dense = (self.snapshot.dense.scores(embed_queries(self.embedder, [text])[0])
                  if self.dense_weight > 0 else np.zeros(n_chunks, np.float32))
         cross = None
         if self.crosslingual and self.snapshot.crosslingual is not None:

@@ -15,7 +15,7 @@ from civicbot import glossary
 from civicbot.config import Config
 from civicbot.corpus import Corpus
 from civicbot.glossary import Glossary
-from civicbot.index.embed import SentenceTransformerEmbedder
+from civicbot.index.embed import make_embedder
 from civicbot.index.store import IndexStore, Snapshot
 from civicbot.protocols import Embedder
 from civicbot.records import Answer, DocInfo, Hit, Turn
@@ -36,8 +36,7 @@ class Service:
 
     def __init__(self, cfg: Config, embedder: Embedder | None = None):
         self.cfg = cfg
-        self.embedder = embedder or SentenceTransformerEmbedder(
-            cfg.embedding.model, cfg.embedding.batch_size)
+        self.embedder = embedder or make_embedder(cfg.embedding.model, cfg.embedding.batch_size)
         self.store = IndexStore(cfg.paths.index)
         # Term translations for cross-lingual questions: built in, plus `[retrieval] glossary`,
         # read now so a broken file stops the start with a ConfigError, not the first question.

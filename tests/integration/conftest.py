@@ -34,15 +34,19 @@ class CorpusIndex:
                 Counting.texts_embedded += len(texts)
                 return real.embed(texts)
 
+            def embed_query(self, texts):
+                Counting.texts_embedded += len(texts)
+                return real.embed_query(texts)
+
         return Counting()
 
 
 @pytest.fixture(scope="session")
 def embedder():
     """The real default embedder, loaded once for the whole session."""
-    from civicbot.index.embed import SentenceTransformerEmbedder
+    from civicbot.index.embed import make_embedder
 
-    return SentenceTransformerEmbedder()
+    return make_embedder()
 
 
 @pytest.fixture(scope="session")

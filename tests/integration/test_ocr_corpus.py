@@ -170,9 +170,9 @@ def test_page_cap_leaves_later_pages_out_and_says_so(tmp_path):
 
 
 def _embedder():
-    from civicbot.index.embed import SentenceTransformerEmbedder
+    from civicbot.index.embed import make_embedder
 
-    return SentenceTransformerEmbedder()
+    return make_embedder()
 
 
 def test_without_tesseract_the_same_ingest_reports_the_skipped_pages(tmp_path):

@@ -17,6 +17,7 @@ from civicbot.cli import main
 from civicbot.config import DEFAULT_GGUF_NAME
 from civicbot.corpus import Corpus
 from civicbot.homeserver import free_port
+from civicbot.index.embed import DEFAULT_EMBEDDING
 from civicbot.index.store import IndexStore
 
 
@@ -51,7 +52,7 @@ def test_an_index_built_with_another_embedding_model_is_reported_with_the_rebuil
     _index(tmp_path, TEXTS)
     result = _by_check(_setup(tmp_path), doctor_local.check_index_models)
     assert not result.ok
-    assert "test:hashing-64" in result.what and "packaged:all-MiniLM-L6-v2" in result.what
+    assert "test:hashing-64" in result.what and DEFAULT_EMBEDDING in result.what
     assert "civicbot ingest --rebuild" in result.fix
     same = _setup(tmp_path, embedding={"model": "test:hashing-64"})
     assert _by_check(same, doctor_local.check_index_models).ok
