@@ -25,12 +25,19 @@ def test_legalqa_retrieval_reaches_the_target(shared):
     assert set(result) == {"ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10",
                            "n_queries"}
     assert result["n_queries"] == 102
-    assert result["ndcg_at_10"] >= 0.70, result
+    # Target 0.70; 0.79 with multilingual-e5-small as the dense model (0.72 with MiniLM),
+    # guarded with a margin: the ranking must keep transferring to a corpus nobody tuned on.
+    assert result["ndcg_at_10"] >= 0.76, result
 
 
-def test_dev_retrieval_reaches_the_target(corpus_index, tmp_path):
+def test_dev_retrieval_keeps_its_figure(corpus_index, tmp_path):
     """hit@5 on the answerable questions of ../shared/eval/dev.jsonl (the answer figures, which
-    take the model ~15 s a question, are measured by `civicbot eval qa`; see the README)."""
+    take the model ~15 s a question, are measured by `civicbot eval qa`; see the README).
+    0.86 with the English MiniLM, whose fusion weights were chosen on dev.jsonl; 0.80 with
+    multilingual-e5-small, chosen because it wins where nobody tuned: cross-validated on
+    train.jsonl (hit@5 0.79 -> 0.82, hit@1 0.58 -> 0.63) and on LegalQA-NL (nDCG@10 0.72 ->
+    0.79). The three dev questions it loses rank 6th instead of 5th (docs/retrieval.md).
+    Target 0.85, not met; this floor guards the figure."""
     from civicbot import config as config_mod
     from civicbot import evaluate
     from civicbot.service import Service
@@ -41,18 +48,20 @@ def test_dev_retrieval_reaches_the_target(corpus_index, tmp_path):
     result = evaluate.qa(SHARED / "eval" / "dev.jsonl", cfg, retrieval_only=True,
                          service=Service(cfg, embedder=corpus_index.embedder))
     assert result["n_answerable"] == 50
-    assert result["hit_at_5"] >= 0.85, result
+    assert result["hit_at_5"] >= 0.78, result
 
 
 def test_dev_answers_reach_the_key_fact_and_refusal_targets_by_quoting_alone(corpus_index):
     """The dev.jsonl figures of the quoting path every answer has, with everything chosen on
-    train.jsonl (docs/answering.md). Key facts (0.64) and false refusals (0.06) meet their
-    targets. Refusals of unanswerable questions are 0.67: the 0.87 this test once guarded
-    came from a refusal threshold chosen on dev.jsonl itself, which refused 0.23 of
-    train.jsonl's answerable questions; the threshold is now calibrated on train.jsonl and
-    this floor is what that honest choice gives (target 0.75, not met; the cross-validated
-    figures are guarded by the test below). Citation accuracy (0.51, target 0.75) is
-    reported, not asserted."""
+    train.jsonl (docs/answering.md). False refusals (0.06) meet their target. Refusals of
+    unanswerable questions: the 0.87 this test once guarded came from a refusal threshold
+    chosen on dev.jsonl itself, which refused 0.23 of train.jsonl's answerable questions.
+    Key facts were 0.64 and refusals 0.67 with the English MiniLM (its fusion weights chosen
+    on dev.jsonl); with multilingual-e5-small, chosen on train.jsonl's cross-validation and
+    LegalQA-NL (see test_dev_retrieval_keeps_its_figure), they are 0.56 and 0.53 (three and
+    two questions): targets 0.60 and 0.75, not met; these floors guard the figures, and the
+    cross-validated ones, which say more, are guarded by the test below. Citation accuracy
+    (0.52, target 0.75) is reported, not asserted."""
     from civicbot import config as config_mod
     from civicbot import evaluate
     from civicbot.service import Service
@@ -63,8 +72,8 @@ def test_dev_answers_reach_the_key_fact_and_refusal_targets_by_quoting_alone(cor
     result = evaluate.qa(SHARED / "eval" / "dev.jsonl", cfg, use_model=False,
                          service=Service(cfg, embedder=corpus_index.embedder))
     assert (result["n_answerable"], result["n_unanswerable"]) == (50, 15)
-    assert result["key_fact_rate"] >= 0.6, result
-    assert result["refusal_accuracy"] >= 0.65, result
+    assert result["key_fact_rate"] >= 0.54, result
+    assert result["refusal_accuracy"] >= 0.5, result
     assert result["false_refusal_rate"] <= 0.1, result
 
 
@@ -72,9 +81,10 @@ def test_cross_validated_answers_on_train_keep_their_figures(corpus_index):
     """`civicbot eval cv ../shared/eval/train.jsonl --folds 5 --no-ranker --no-refusal`: the
     default answer path, its learned quote chooser and refusal threshold refitted on four
     folds grouped by document and scored on the fifth (docs/answering.md). The figures it
-    gave when they were chosen (key facts 0.49, citations 0.49, refusals 0.27 at 0.09 false
-    refusals), with a margin for the index's OCR text: a change that loses on questions it
-    was not fitted on fails here."""
+    gives with multilingual-e5-small as the dense model (hit@1 0.63, hit@5 0.82, key facts
+    0.51, citations 0.53, refusals 0.28 at 0.10 false refusals; with MiniLM 0.58, 0.79, 0.49,
+    0.49, 0.27 at 0.09), with a margin for the index's OCR text: a change that loses on
+    questions it was not fitted on fails here."""
     from civicbot import config as config_mod
     from civicbot import crossval
     from civicbot.service import Service
@@ -86,8 +96,9 @@ def test_cross_validated_answers_on_train_keep_their_figures(corpus_index):
                                      refusal=False,
                                      service=Service(cfg, embedder=corpus_index.embedder))
     assert (result["n_answerable"], result["n_unanswerable"]) == (192, 67)
-    assert result["hit_at_5"] >= 0.77, result
-    assert result["key_fact_rate"] >= 0.46, result
-    assert result["citation_accuracy"] >= 0.46, result
+    assert result["hit_at_1"] >= 0.60, result
+    assert result["hit_at_5"] >= 0.80, result
+    assert result["key_fact_rate"] >= 0.48, result
+    assert result["citation_accuracy"] >= 0.51, result
     assert result["refusal_accuracy"] >= 0.24, result
     assert result["false_refusal_rate"] <= 0.11, result
