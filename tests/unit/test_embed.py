@@ -83,3 +83,19 @@ def test_an_embedder_without_a_query_call_embeds_questions_like_passages() -> No
             return np.ones((len(texts), 2), np.float32)
 
     assert embed_queries(Plain(), ["a", "b"]).shape == (2, 2)
+
+
+def test_a_question_does_not_wait_for_a_document_being_embedded(e5: E5Embedder) -> None:
+    """Questions and passages have their own model instance: with the passage instance busy
+    (its lock held, as while an editor's upload is embedded), a question is still embedded."""
+    import threading
+
+    from civicbot.index.embed import _e5
+
+    _, passage_lock = _e5("passage")
+    done = []
+    with passage_lock:
+        worker = threading.Thread(target=lambda: done.append(e5.embed_query(["Wie beslist?"])))
+        worker.start()
+        worker.join(timeout=120)
+    assert done and done[0].shape == (1, e5.dimension)
