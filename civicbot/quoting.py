@@ -42,7 +42,7 @@ FEATURES = (
     "inverse_rank",  # 1 / the passage's rank (a neighbour ranks half a place below)
     "neighbour",  # the passage was added as a neighbour of a retrieved one
     "coverage",  # the passage's coverage of the question
-    "dense",  # the embedder's cosine of question and passage
+    "dense",  # the embedder's cosine of question and passage, z-scored within the passages
     "score",  # the passage's fused score, z-scored within the retrieved passages
     "log_length",  # log of the sentence's length in characters
     "long",  # 400 characters or more
@@ -92,6 +92,13 @@ def featurise(question: str, query: str, also: str, language: str, what: Asked |
     scores = np.array([p.score for p in passages], dtype=float)
     spread = float(scores.std())
     z = (scores - scores.mean()) / spread if spread > 1e-9 else np.zeros_like(scores)
+    # Cosines are z-scored too: their scale is the embedder's (multilingual-e5 puts nearly
+    # every passage between 0.75 and 0.92, MiniLM between 0.1 and 0.7), and raw they pushed
+    # every sentence of a well-matching document towards certainty.
+    cosines = np.array([p.dense for p in passages], dtype=float)
+    cosine_spread = float(cosines.std())
+    dense_z = ((cosines - cosines.mean()) / cosine_spread if cosine_spread > 1e-9
+               else np.zeros_like(cosines))
     typed = what is not None and what.kind != "name"
     asked_numbers = numbers(query)
     asked_names = names(question)
@@ -109,7 +116,8 @@ def featurise(question: str, query: str, also: str, language: str, what: Asked |
             q.score,
             min(1.0, sum(rarity[t] for t in asked_terms if t in have) / total),
             held, held * typed, (1.0 - held) * typed,
-            1.0 / p.rank, float(p.neighbour), p.coverage, p.dense, z[q.source - 1],
+            1.0 / p.rank, float(p.neighbour), p.coverage, dense_z[q.source - 1],
+            z[q.source - 1],
             math.log(len(text)), float(len(text) >= 400),
             q.start / max(len(p.text), 1), float(any(ch.isdigit() for ch in text)),
             (len(asked_numbers & numbers(text)) / len(asked_numbers)) if asked_numbers else 0.0,
