@@ -145,12 +145,15 @@ class E5Embedder:
         """Embed the questions `texts` in one batch now (see SentenceTransformerEmbedder)."""
         self._memo.remember(texts, self.embed_query)
 
+    def _load(self, query: bool) -> tuple[Any, threading.Lock]:
+        return _e5("query" if query else "passage")
+
     def _encode(self, texts: Sequence[str], query: bool) -> np.ndarray:
         texts = list(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        model, lock = _e5("query" if query else "passage")
+        model, lock = self._load(query)
         encode = model.query if query else model.passage
         for start in range(0, len(texts), self._batch_size):
             batch = texts[start:start + self._batch_size]

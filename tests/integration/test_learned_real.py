@@ -106,15 +106,18 @@ def test_the_model_files_are_rebuilt_bit_for_bit_by_their_command(corpus_index, 
 
 
 @pytest.mark.parametrize("question, detail, language", [
-    ("Hoeveel Tozo-leningen zijn er in 2047 verstrekt?", "2047", "nl"),
+    ("Wat was de rente op een Tozo-lening in 2035?", "2035", "nl"),
     ("Welke boete geldt in 2031 voor verboden AI-praktijken?", "2031", "nl"),
     ("What did the WCAG 2.2 audit of OpenVWS find in 2019?", "2019", "en"),
 ])
 def test_a_covered_topic_without_the_asked_year_gets_a_partial_answer(
         corpus_index, question, detail, language):
-    """The documents discuss Tozo loans, the fines for prohibited AI practices and OpenVWS's
-    accessibility audit, but for no such year: the citizen is told so, with what they do
-    say."""
+    """The documents discuss the Tozo loan's interest, the fines for prohibited AI practices
+    and OpenVWS's accessibility audit, but for no such year: the citizen is told so, with
+    what they do say. ("How many Tozo loans were granted in 2047?", once here, is refused
+    outright since the dense model is multilingual-e5-small: the documents give no count of
+    Tozo loans for any year, so a refusal is as right as a partial answer; that it is
+    declined is tested in test_answer_real.py.)"""
     _, service = _service(corpus_index)
     answer = service.pipeline(use_model=False).ask(question)
     assert answer.mode == "partial" and answer.refused, answer.text

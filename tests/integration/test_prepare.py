@@ -32,7 +32,7 @@ def test_prepared_questions_get_the_same_answers_without_running_the_models(
     service = Service(small_workspace.load(), embedder=embedder)  # nothing translated yet
     service.prepare([(q, ()) for q in QUESTIONS])
 
-    def no_model():
+    def no_model(*_):
         raise AssertionError("an embedding model ran for a prepared question")
 
     monkeypatch.setattr(service.embedder, "_load", no_model)
