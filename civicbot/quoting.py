@@ -29,7 +29,7 @@ import numpy as np
 
 from civicbot.answer.extractive import Asked, Quote, QuoteRules, candidates, pick, terms
 from civicbot.lang import fold
-from civicbot.rank import DATA, LinearModel, fit_signed_logistic, names, numbers
+from civicbot.rank import DATA, LinearModel, fit_signed_logistic, names, numbers, zscore
 
 QUOTES_FILE = DATA / "quotes.json"
 
@@ -89,16 +89,11 @@ def featurise(question: str, query: str, also: str, language: str, what: Asked |
     rarity = {t: math.log((n + 1) / (sum(t in h for h in held_terms) + 0.5))
               for t in asked_terms}
     total = sum(rarity[t] for t in own) or 1.0
-    scores = np.array([p.score for p in passages], dtype=float)
-    spread = float(scores.std())
-    z = (scores - scores.mean()) / spread if spread > 1e-9 else np.zeros_like(scores)
+    z = zscore(np.array([p.score for p in passages], dtype=float))
     # Cosines are z-scored too: their scale is the embedder's (multilingual-e5 puts nearly
     # every passage between 0.75 and 0.92, MiniLM between 0.1 and 0.7), and raw they pushed
     # every sentence of a well-matching document towards certainty.
-    cosines = np.array([p.dense for p in passages], dtype=float)
-    cosine_spread = float(cosines.std())
-    dense_z = ((cosines - cosines.mean()) / cosine_spread if cosine_spread > 1e-9
-               else np.zeros_like(cosines))
+    dense_z = zscore(np.array([p.dense for p in passages], dtype=float))
     typed = what is not None and what.kind != "name"
     asked_numbers = numbers(query)
     asked_names = names(question)

@@ -55,7 +55,8 @@ _WORD = re.compile(r"[^\W_][\w\-]*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
-def _z(values: np.ndarray) -> np.ndarray:
+def zscore(values: np.ndarray) -> np.ndarray:
+    """`values` as z-scores among themselves (all zero when they are all equal)."""
     std = float(values.std())
     return (values - values.mean()) / std if std > 1e-9 else np.zeros_like(values, dtype=float)
 
@@ -145,14 +146,14 @@ def features(query: Query, chunks: Sequence[Chunk], texts: Sequence[PassageText]
     col = {name: i for i, name in enumerate(FEATURES)}
     for name in ("fused", "lexical", "dense", "cross"):
         values = signals[name].astype(float)
-        x[:, col[name]] = _z(values)
+        x[:, col[name]] = zscore(values)
         x[:, col[f"{name}_rr"]] = _reciprocal_rank(values)
     fused = signals["fused"].astype(float)
     mean, std = fused.mean(), fused.std() or 1.0
     x[:, col["neighbour"]] = np.where(np.isfinite(neighbour), (neighbour - mean) / std,
                                       -2.0)
     lengths = np.log1p([t.words for t in texts])
-    x[:, col["length"]] = _z(np.asarray(lengths, dtype=float))
+    x[:, col["length"]] = zscore(np.asarray(lengths, dtype=float))
     for i, (chunk, text) in enumerate(zip(chunks, texts, strict=True)):
         terms = query.terms.get(chunk.language) or query.terms.get(query.language)
         if terms:

@@ -36,11 +36,6 @@ CANDIDATES = 100  # per signal; the union is fused
 TRANSLATION_WEIGHT = 0.5  # a translated match is weaker evidence than the question's own words
 
 
-def _z(values: np.ndarray) -> np.ndarray:
-    std = float(values.std())
-    return (values - values.mean()) / std if std > 1e-9 else np.zeros_like(values)
-
-
 def neighbour_boost(scores: np.ndarray, docs: np.ndarray, weight: float) -> np.ndarray:
     """max(f, (1 - weight) f + weight max(f[prev], f[next])) where prev and next are the
     adjacent passages of the same document; -inf (not a candidate) stays -inf and never
@@ -158,12 +153,12 @@ class Retriever:
         if len(candidates) == 0:
             return None
         base = np.full(n_chunks, -np.inf)
-        base[candidates] = ((1 - self.dense_weight) * _z(lexical[candidates])
-                            + self.dense_weight * _z(dense[candidates]))
+        base[candidates] = ((1 - self.dense_weight) * rank.zscore(lexical[candidates])
+                            + self.dense_weight * rank.zscore(dense[candidates]))
         if cross is not None:
             weight = np.where(languages[candidates] == question_language,
                               self.crosslingual_weight_same, self.crosslingual_weight_other)
-            base[candidates] += weight * _z(cross[candidates])
+            base[candidates] += weight * rank.zscore(cross[candidates])
         doc_ids = self._doc_ids()
         fused = neighbour_boost(base, doc_ids, self.neighbour_weight)
         order = candidates[np.argsort(-fused[candidates], kind="stable")]
