@@ -51,8 +51,8 @@ class IngestReport:
             return f"✗ {self.name}: rejected ({self.reason}): {self.message}"
         if self.status in ("unchanged", "removed"):
             return f"· {self.name}: {self.status}"
-        line = (f"✓ {self.name}: {self.status}, {self.pages} pages, {self.chunks} passages, "
-                f"language {self.language}")
+        line = (f"✓ {self.name}: {self.status}, {_count(self.pages, 'page')}, "
+                f"{_count(self.chunks, 'passage')}, language {self.language}")
         if self.ocr_pages:
             line += f" — text recognised from scans (OCR): pages {_ranges(list(self.ocr_pages))}"
         if self.skipped:
@@ -81,6 +81,11 @@ _REASONS = {
 }
 # Pages left out for these reasons may be read when OCR can run now.
 _OCR_WOULD_READ = {"no-text", "garbled", "ocr-unavailable"}
+
+
+def _count(n: int, thing: str) -> str:
+    """"1 page", "20 pages"."""
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -61,3 +61,10 @@ def test_reports_for_editors_in_both_languages():
     rejected = IngestReport("b.pdf", "rejected", reason="corrupt", message="not a PDF")
     assert report_text(rejected, "nl") == (
         "b.pdf is niet toegevoegd (corrupt): not a PDF\nEr is niets gewijzigd.")
+
+
+def test_the_ingest_line_counts_in_words_a_person_reads():
+    one = IngestReport("motie.pdf", "added", 1, 1, "nl")
+    assert one.describe() == "✓ motie.pdf: added, 1 page, 1 passage, language nl"
+    many = IngestReport("plan.pdf", "added", 20, 28, "nl")
+    assert many.describe() == "✓ plan.pdf: added, 20 pages, 28 passages, language nl"
