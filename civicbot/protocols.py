@@ -99,6 +99,11 @@ class EvidenceSource(Protocol):
         """How much of `question` the passage of `hit` covers (0..1)."""
         ...
 
+    def windows(self, question: str, hit: Hit) -> tuple[tuple[int, float], ...]:
+        """For each window of a few words of the passage of `hit`: its first word and its
+        similarity to `question` (empty when there is no such index)."""
+        ...
+
     def translations(self, question: str) -> dict[str, str]:
         """`question` in each other language of the documents, word by word."""
         ...

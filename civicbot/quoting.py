@@ -28,6 +28,7 @@ from functools import cache
 import numpy as np
 
 from civicbot.answer.extractive import Asked, Quote, QuoteRules, candidates, pick, terms
+from civicbot.index.crosslingual import WINDOW_WORDS
 from civicbot.lang import fold
 from civicbot.rank import DATA, LinearModel, fit_signed_logistic, names, numbers, zscore
 
@@ -55,6 +56,7 @@ FEATURES = (
     "other_language",  # the passage is not in the question's language
     "list_intro",  # the sentence ends in ":" with no items after it
     "top3",  # the passage is among the first three
+    "window",  # the cross-lingual model's cosine with the question of the text around it
 )
 _FLAT = QuoteRules(type_missing=1.0, rank_decay=0.0)  # candidates' plain term share
 _WORDS = re.compile(r"\w+")
@@ -72,6 +74,20 @@ class Passage:
     score: float
     doc: str
     language: str
+    # (first word, cosine with the question) of each window of the passage (Retriever.windows)
+    windows: tuple[tuple[int, float], ...] = ()
+
+
+def window_match(passage: Passage, start: int, end: int) -> float:
+    """How well the text around the sentence at `start:end` of `passage` matches the
+    question: the best window's cosine, each weighed by the share of the sentence's words
+    it holds. NaN when the passage has no windows (see `choose`)."""
+    if not passage.windows:
+        return math.nan
+    first = len(passage.text[:start].split())
+    words = max(len(passage.text[:end].split()) - first, 1)
+    return max(cos * max(0, min(first + words, w + WINDOW_WORDS) - max(first, w)) / words
+               for w, cos in passage.windows)
 
 
 def featurise(question: str, query: str, also: str, language: str, what: Asked | None,
@@ -120,6 +136,7 @@ def featurise(question: str, query: str, also: str, language: str, what: Asked |
             (len(pairs & set(zip(said, said[1:], strict=False))) / len(pairs)) if pairs else 0.0,
             float(p.doc == first_doc), float(p.language != language),
             float(text.rstrip().endswith(":")), float(q.source <= 3),
+            window_match(p, q.start, q.end),
         ])
     return quotes, np.array(rows)
 
@@ -130,6 +147,8 @@ def choose(model: LinearModel, quotes: list[Quote], x: np.ndarray, allowed: int,
     `model` (P(it states the answer)), then picked as the hand-set score was."""
     if not quotes:
         return []
+    # A feature the index cannot give (no cross-lingual windows) counts as average.
+    x = np.where(np.isnan(x), model.mean, x)
     p = 1.0 / (1.0 + np.exp(-model.score(x)))
     scored = [replace(q, score=float(s)) for q, s in zip(quotes, p, strict=True)
               if q.source <= allowed]
@@ -144,7 +163,7 @@ def choose(model: LinearModel, quotes: list[Quote], x: np.ndarray, allowed: int,
 # 0 or absent: either way.
 SIGNS = {"share": 1, "rare_share": 1, "held": 1, "typed_held": 1, "typed_lacking": -1,
          "inverse_rank": 1, "coverage": 1, "dense": 1, "score": 1, "numbers": 1, "names": 1,
-         "bigrams": 1, "same_doc": 1, "list_intro": -1}
+         "bigrams": 1, "same_doc": 1, "list_intro": -1, "window": 1}
 
 
 def fit_quotes(groups: Sequence[tuple[np.ndarray, np.ndarray]], c: float = 0.1) -> LinearModel:
@@ -157,6 +176,10 @@ def fit_quotes(groups: Sequence[tuple[np.ndarray, np.ndarray]], c: float = 0.1) 
         raise ValueError("no question has a candidate sentence that states its answer")
     x = np.vstack([x for x, _ in kept])
     y = np.concatenate([y for _, y in kept]).astype(float)
+    missing = np.isnan(x)
+    if missing.any():  # as `choose` serves it: the average (0 if nothing had a value)
+        means = np.nan_to_num(np.nanmean(np.where(missing.all(axis=0), 0.0, x), axis=0))
+        x = np.where(missing, means, x)
     fitted = fit_signed_logistic(x, y, c, FEATURES, SIGNS)
     # As it will be served: rounded (so that evaluation scores the very model the file holds).
     return LinearModel.from_json(fitted.to_json())

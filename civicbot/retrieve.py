@@ -23,7 +23,7 @@ from civicbot.answer.extractive import Asked, asked
 from civicbot.answer.question import Question
 from civicbot.config import RetrievalConfig
 from civicbot.glossary import Glossary, builtin
-from civicbot.index.crosslingual import shared_use, surface_words
+from civicbot.index.crosslingual import shared_use, surface_words, window_starts
 from civicbot.index.embed import embed_queries
 from civicbot.index.store import Snapshot
 from civicbot.lang import analyse
@@ -93,6 +93,7 @@ class Retriever:
     # The learned ranker (civicbot/rank.py); None: the hand-set fusion alone.
     ranker: rank.LinearModel | None = field(default_factory=rank.serving_ranker)
     _translations: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    _use_vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_config(cls, snapshot: Snapshot, embedder: Embedder, cfg: RetrievalConfig,
@@ -306,8 +307,32 @@ class Retriever:
         for language, translated in self.translations(query, question_language).items():
             glossed = self.translation_weight * self.snapshot.lexical.scores(translated)
             lexical = np.where(languages == language, np.maximum(lexical, glossed), lexical)
-        query_vector = (self.use or shared_use()).embed([query])[0]
-        return lexical, index.passage_scores(query_vector)
+        return lexical, index.passage_scores(self._use_vector(query))
+
+    def _use_vector(self, query: str) -> np.ndarray:
+        """The cross-lingual model's vector of `query`, remembered for the few questions
+        being answered (search and the quote chooser's `windows` both need it)."""
+        if query not in self._use_vectors:
+            if len(self._use_vectors) > 16:
+                self._use_vectors.clear()
+            self._use_vectors[query] = (self.use or shared_use()).embed([query])[0]
+        return self._use_vectors[query]
+
+    def windows(self, question: str, hit: Hit) -> tuple[tuple[int, float], ...]:
+        """The first word and the cross-lingual model's cosine with `question` of each
+        30-word window of the passage of `hit`: the index holds their vectors already, so
+        the quote chooser learns how well the text around a sentence matches at no cost of
+        embedding (docs/answering.md, "Learned quotes"). Empty without the cross-lingual
+        index."""
+        index = self.snapshot.crosslingual
+        position = self.snapshot.position(hit.chunk)
+        if index is None or position is None:
+            return ()
+        cosines = index.window_scores(position, self._use_vector(question))
+        starts = window_starts(len(hit.chunk.text.split()))
+        if len(starts) != len(cosines):  # not this passage's windows: nothing to say
+            return ()
+        return tuple(zip(starts, cosines.tolist(), strict=True))
 
     def coverage(self, question: str, hit: Hit) -> float:
         """`coverage` of the question, or of its translation for a passage in another

@@ -204,6 +204,9 @@ class FixedSource:
     def coverage(self, question, hit):  # type: ignore[no-untyped-def]
         return self._coverage(question, hit)
 
+    def windows(self, question, hit):  # type: ignore[no-untyped-def]
+        return ()
+
     def translations(self, question):  # type: ignore[no-untyped-def]
         return {}
 

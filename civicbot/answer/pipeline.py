@@ -373,7 +373,7 @@ class AnswerPipeline:
         ranks = _ranks(hits, self.settings.top_k)
         passages = [quoting.Passage(h.chunk.text, ranks[i], i >= self.settings.top_k,
                                     self.source.coverage(query, h), h.dense, h.score,
-                                    h.chunk.doc, h.chunk.language)
+                                    h.chunk.doc, h.chunk.language, self.source.windows(query, h))
                     for i, h in enumerate(hits)]
         return quoting.featurise(question.text, query, self._translated(query),
                                  question.language, question.asked, passages)

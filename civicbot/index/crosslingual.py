@@ -106,14 +106,19 @@ def shared_use() -> UseEmbedder:
 # ---- windows --------------------------------------------------------------------------------
 
 
+def window_starts(words: int, size: int = WINDOW_WORDS, stride: int = WINDOW_STRIDE) -> list[int]:
+    """The first word of each window of a text of `words` words: one every `stride` words,
+    and the last one ends at the text's end. A text of at most `size` words is one window."""
+    starts = list(range(0, max(words - size, 0) + 1, stride))
+    if starts[-1] + size < words:
+        starts.append(words - size)
+    return starts
+
+
 def windows(text: str, size: int = WINDOW_WORDS, stride: int = WINDOW_STRIDE) -> list[str]:
-    """Windows of `size` words every `stride` words; the last one ends at the text's end.
-    A text of at most `size` words is one window."""
+    """The windows of `text` (see `window_starts`)."""
     words = text.split()
-    starts = list(range(0, max(len(words) - size, 0) + 1, stride))
-    if starts[-1] + size < len(words):
-        starts.append(len(words) - size)
-    return [" ".join(words[s:s + size]) for s in starts]
+    return [" ".join(words[s:s + size]) for s in window_starts(len(words), size, stride)]
 
 
 def chunk_windows(chunks: Sequence[Chunk]) -> tuple[list[str], np.ndarray]:
@@ -209,6 +214,12 @@ class CrossLingualIndex:
         sims = self.window_vectors @ query_vector
         starts = np.flatnonzero(np.r_[True, np.diff(self.window_owner) > 0])
         return np.maximum.reduceat(sims, starts)
+
+    def window_scores(self, passage: int, query_vector: np.ndarray) -> np.ndarray:
+        """The cosine of each window of passage number `passage` to `query_vector`, in the
+        order of the passage's text."""
+        first, end = np.searchsorted(self.window_owner, [passage, passage + 1])
+        return self.window_vectors[first:end] @ query_vector
 
     def translate_words(self, words: Sequence[str], language: str,
                         embed: Callable[[list[str]], np.ndarray]) -> list[str]:

@@ -131,6 +131,10 @@ class Snapshot:
     def _positions(self) -> dict[tuple[str, int], int]:
         return {(c.doc, c.chunk_no): i for i, c in enumerate(self.chunks)}
 
+    def position(self, chunk: Chunk) -> int | None:
+        """The passage number of `chunk` in this snapshot (None if it is not in it)."""
+        return self._positions.get((chunk.doc, chunk.chunk_no))
+
     def neighbours(self, chunk: Chunk) -> list[Chunk]:
         """The passages just before and just after `chunk` in its document."""
         return [self.chunks[i] for i in (self._positions.get((chunk.doc, chunk.chunk_no + d))

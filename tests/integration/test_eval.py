@@ -58,10 +58,11 @@ def test_dev_answers_reach_the_key_fact_and_refusal_targets_by_quoting_alone(cor
     chosen on dev.jsonl itself, which refused 0.23 of train.jsonl's answerable questions.
     Key facts were 0.64 and refusals 0.67 with the English MiniLM (its fusion weights chosen
     on dev.jsonl); with multilingual-e5-small, chosen on train.jsonl's cross-validation and
-    LegalQA-NL (see test_dev_retrieval_keeps_its_figure), they are 0.58 and 0.53 (three and
-    two questions): targets 0.60 and 0.75, not met; these floors guard the figures, and the
+    LegalQA-NL (see test_dev_retrieval_keeps_its_figure), they were 0.58 and 0.53 (three and
+    two questions); with the quote chooser's window feature key facts are 0.64 (target 0.60).
+    Refusals (target 0.75) are not met; these floors guard the figures, and the
     cross-validated ones, which say more, are guarded by the test below. Citation accuracy
-    (0.51, target 0.75) is reported, not asserted."""
+    (0.53, target 0.75) is reported, not asserted."""
     from civicbot import config as config_mod
     from civicbot import evaluate
     from civicbot.service import Service
@@ -72,7 +73,7 @@ def test_dev_answers_reach_the_key_fact_and_refusal_targets_by_quoting_alone(cor
     result = evaluate.qa(SHARED / "eval" / "dev.jsonl", cfg, use_model=False,
                          service=Service(cfg, embedder=corpus_index.embedder))
     assert (result["n_answerable"], result["n_unanswerable"]) == (50, 15)
-    assert result["key_fact_rate"] >= 0.54, result
+    assert result["key_fact_rate"] >= 0.58, result
     assert result["refusal_accuracy"] >= 0.5, result
     assert result["false_refusal_rate"] <= 0.1, result
 
@@ -82,9 +83,12 @@ def test_cross_validated_answers_on_train_keep_their_figures(corpus_index):
     default answer path, its learned quote chooser and refusal threshold refitted on four
     folds grouped by document and scored on the fifth (docs/answering.md). The figures it
     gives with multilingual-e5-small as the dense model (hit@1 0.63, hit@5 0.82, key facts
-    0.51, citations 0.53, refusals 0.28 at 0.10 false refusals; with MiniLM 0.58, 0.79, 0.49,
+    0.53, citations 0.52, refusals 0.28 at 0.10 false refusals; with MiniLM 0.58, 0.79, 0.49,
     0.49, 0.27 at 0.09), with a margin for the index's OCR text: a change that loses on
-    questions it was not fitted on fails here."""
+    questions it was not fitted on fails here. The chooser's window feature traded citations
+    for key facts (0.51 / 0.53 before it, 0.53 / 0.52 with it, taken by key facts plus
+    citations): the key-fact floor rose by two points and the citation floor fell by one, and
+    their sum, the objective the choice was made by, has a floor of its own."""
     from civicbot import config as config_mod
     from civicbot import crossval
     from civicbot.service import Service
@@ -98,7 +102,8 @@ def test_cross_validated_answers_on_train_keep_their_figures(corpus_index):
     assert (result["n_answerable"], result["n_unanswerable"]) == (192, 67)
     assert result["hit_at_1"] >= 0.60, result
     assert result["hit_at_5"] >= 0.80, result
-    assert result["key_fact_rate"] >= 0.48, result
-    assert result["citation_accuracy"] >= 0.51, result
+    assert result["key_fact_rate"] >= 0.50, result
+    assert result["citation_accuracy"] >= 0.50, result
+    assert result["key_fact_rate"] + result["citation_accuracy"] >= 1.02, result
     assert result["refusal_accuracy"] >= 0.24, result
     assert result["false_refusal_rate"] <= 0.11, result

@@ -1,5 +1,6 @@
 """The cross-lingual side of retrieval, with a toy bilingual embedder instead of USE."""
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from civicbot.index.crosslingual import (
     chunk_windows,
     surface_words,
     translate,
+    window_starts,
     windows,
 )
 from civicbot.index.dense import DenseIndex
@@ -127,6 +129,29 @@ def test_an_english_question_finds_a_dutch_passage():
     assert next(h for h in plain if h.chunk.doc == "huur.md").lexical == 0
     only = Retriever(snapshot, HashingEmbedder(), use=use).search(question, 3, docs={"bins.md"})
     assert [h.chunk.doc for h in only] == ["bins.md"]
+
+
+def test_each_window_of_a_passage_is_scored_where_it_starts():
+    """The quote chooser's view of the text around a sentence (Retriever.windows): the
+    windows' first words as `windows` cuts them, each with its cosine to the question."""
+    long_text = " ".join(["huur"] * 20 + ["vergunning"] * 20 + ["parkeren"] * 10)
+    assert window_starts(50) == [0, 15, 20] and window_starts(10) == [0]
+    assert windows(long_text) == [" ".join(long_text.split()[s:s + 30]) for s in (0, 15, 20)]
+    chunks = [_chunk("a.md", "De huur telt mee.", "nl"), _chunk("b.md", long_text, "nl", 1)]
+    use = BilingualEmbedder()
+    snapshot = _snapshot(chunks, use)
+    assert snapshot.crosslingual is not None
+    query = use.embed(["rent"])[0]
+    assert snapshot.crosslingual.window_scores(0, query).shape == (1,)
+    retriever = Retriever(snapshot, HashingEmbedder(), use=use)
+    hit = next(h for h in retriever.search("rent", k=2) if h.chunk.doc == "b.md")
+    got = retriever.windows("rent", hit)
+    assert [w for w, _ in got] == [0, 15, 20]
+    cosines = [c for _, c in got]
+    assert cosines[0] > cosines[1] > cosines[2]  # "huur" fills the first window, none of the last
+    assert np.allclose(cosines, snapshot.crosslingual.window_scores(1, query))
+    without = dataclasses.replace(snapshot, crosslingual=None)
+    assert Retriever(without, HashingEmbedder(), use=use).windows("rent", hit) == ()
 
 
 def test_use_embedder_loads_lazily():

@@ -52,7 +52,9 @@ def test_features_are_shares_flags_and_ranks_of_the_question_and_its_passages():
     assert other[col["other_language"]] == 1.0 and other[col["same_doc"]] == 0.0
     assert dated[col["score"]] > other[col["score"]]
     assert 0.0 < dated[col["share"]] <= 1.0 and 0.0 <= dated[col["rare_share"]] <= 1.0
-    assert np.isfinite(x).all()
+    # Passages without cross-lingual windows say nothing about the text around a sentence.
+    assert np.isnan(x[:, col["window"]]).all()
+    assert np.isfinite(np.delete(x, col["window"], axis=1)).all()
     assert quoting.featurise("?", "?", "", "nl", None, passages)[1].shape == (
         0, len(quoting.FEATURES))
 
@@ -81,3 +83,38 @@ def test_without_a_chooser_the_hand_set_score_decides_as_before():
     answer = AnswerPipeline(FixedSource(hits, 0.9), None, settings).ask(
         "Hoeveel subsidie krijg je per woning?")
     assert "€ 5.000 per woning" in answer.text
+
+
+def test_the_window_feature_is_the_best_window_weighed_by_how_much_of_the_sentence_it_holds():
+    text = " ".join(f"w{i}" for i in range(60)) + ". Dit is de zin die telt."
+    start = text.index("Dit")
+    # Windows of 30 words at 0, 15 and 30 (the last ends at the text's end, word 66).
+    p = quoting.Passage(text, 1.0, False, 0.5, 0.5, 1.0, "a.pdf", "nl",
+                        ((0, 0.9), (15, 0.2), (36, 0.6)))
+    # The sentence is words 60-65, all inside the last window: its cosine counts in full.
+    assert quoting.window_match(p, start, len(text)) == 0.6
+    # Words 10-19 (ten words): the first window holds all ten, the second five of them.
+    first, end = text.index("w10 "), text.index("w20 ")
+    assert quoting.window_match(p, first, end) == 0.9
+    halved = quoting.Passage(text, 1.0, False, 0.5, 0.5, 1.0, "a.pdf", "nl",
+                             ((0, 0.1), (15, 0.8)))
+    assert abs(quoting.window_match(halved, first, end) - 0.4) < 1e-9
+    no_windows = quoting.Passage(text, 1.0, False, 0.5, 0.5, 1.0, "a.pdf", "nl")
+    assert np.isnan(quoting.window_match(no_windows, start, len(text)))
+
+
+def test_a_chooser_treats_a_missing_window_feature_as_average():
+    """An index without the cross-lingual side (`[retrieval] crosslingual = false`) has no
+    windows: the chooser reads the feature at its mean, so it neither helps nor hurts."""
+    model = quoting.packaged_quotes()
+    assert model is not None
+    quotes, x = quoting.featurise(
+        "Hoeveel subsidie krijg je per woning?", "Hoeveel subsidie krijg je per woning?", "",
+        "nl", None, [quoting.Passage("De subsidie bedraagt € 5.000 per woning. Aanvragen kan "
+                                     "tot 1 juli.", 1.0, False, 0.8, 0.5, 1.0, "a.pdf", "nl")])
+    chosen = quoting.choose(model, quotes, x, 1, QuoteRules())
+    at_mean = x.copy()
+    at_mean[:, quoting.FEATURES.index("window")] = model.mean[quoting.FEATURES.index("window")]
+    expected = 1.0 / (1.0 + np.exp(-model.score(at_mean)))
+    assert [q.score for q in chosen] == [float(e) for e in sorted(expected, reverse=True)
+                                         ][:len(chosen)]
