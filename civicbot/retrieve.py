@@ -280,8 +280,9 @@ class Retriever:
         index = self.snapshot.crosslingual
         if not self.crosslingual or index is None:
             return {}
-        if query in self._translations:
-            return self._translations[query]
+        remembered = self._translations.get(query)  # (another answer may clear it meanwhile)
+        if remembered is not None:
+            return remembered
         question_language = language or lang.detect(query)
         out = {}
         for language in index.vocabulary:
@@ -312,11 +313,13 @@ class Retriever:
     def _use_vector(self, query: str) -> np.ndarray:
         """The cross-lingual model's vector of `query`, remembered for the few questions
         being answered (search and the quote chooser's `windows` both need it)."""
-        if query not in self._use_vectors:
+        vector = self._use_vectors.get(query)
+        if vector is None:  # (two answers at once may both embed it: harmless)
+            vector = (self.use or shared_use()).embed([query])[0]
             if len(self._use_vectors) > 16:
                 self._use_vectors.clear()
-            self._use_vectors[query] = (self.use or shared_use()).embed([query])[0]
-        return self._use_vectors[query]
+            self._use_vectors[query] = vector
+        return vector
 
     def windows(self, question: str, hit: Hit) -> tuple[tuple[int, float], ...]:
         """The first word and the cross-lingual model's cosine with `question` of each

@@ -157,3 +157,21 @@ def test_each_window_of_a_passage_is_scored_where_it_starts():
 def test_use_embedder_loads_lazily():
     use = UseEmbedder()
     assert use.embed([]).shape == (0, 512) and use._model is None
+
+
+def test_the_windows_of_every_hit_cost_no_embedding_beyond_the_search():
+    class Counting(BilingualEmbedder):
+        texts: list[str] = []
+
+        def embed(self, texts: Sequence[str]) -> np.ndarray:
+            Counting.texts.extend(texts)
+            return super().embed(texts)
+
+    use = Counting()
+    retriever = Retriever(_snapshot(CORPUS, use), HashingEmbedder(), use=use)
+    question = "Who can get a rent allowance with a low income?"
+    hits = retriever.search(question, k=3)
+    embedded = len(Counting.texts)
+    assert Counting.texts.count(question) == 1
+    assert all(retriever.windows(question, h) for h in hits)
+    assert len(Counting.texts) == embedded
