@@ -134,24 +134,39 @@ def test_replace_and_remove(corpus_index, tmp_path):
     assert hits and all(h.chunk.doc != "motie.pdf" for h in hits)
 
 
+def _kill_when(proc: subprocess.Popen, ready, limit_s: float = 300.0) -> None:
+    """SIGKILL `proc` as soon as `ready()` holds (or it ended, or `limit_s` passed)."""
+    deadline = time.monotonic() + limit_s
+    while proc.poll() is None and not ready() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def test_sigkill_during_ingestion_leaves_the_previous_index_serving(corpus_index, tmp_path):
     copy = tmp_path / "index"
     shutil.copytree(corpus_index.path, copy)
     generation = (copy / "CURRENT").read_text()
     new = tmp_path / "new"
     new.mkdir()
-    for i in range(40):
+    for i in range(12):
         (new / f"note-{i:02d}.md").write_text(
             f"# Notitie {i}\n\n" + " ".join(f"Besluit {i} regel {j} over woningbouw in wijk {i}."
-                                           for j in range(300)), encoding="utf-8")
+                                           for j in range(60)), encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    for delay in (1.0, 3.0, 6.0):
+    cached = len(list((copy / "docs").iterdir()))
+    # Killed where it hurts, by what the run has done rather than by the clock: while it
+    # starts, once it has cached the first new document's vectors, and while it writes the
+    # new generation.
+    moments = (lambda: time.monotonic() - started > 1.0,
+               lambda: len(list((copy / "docs").iterdir())) > cached,
+               lambda: any(p.name.startswith(".building-") for p in copy.iterdir()))
+    for ready in moments:
         proc = subprocess.Popen(
             [sys.executable, "-m", "civicbot.cli", "--index", str(copy), "ingest", str(new)],
             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        started = time.monotonic()
+        _kill_when(proc, ready)
         store = IndexStore(copy)
         snapshot = store.load(corpus_index.embedder.name)
         # Either the old generation, or (if the kill came after the swap) a complete new one.
@@ -168,7 +183,7 @@ def test_sigkill_during_ingestion_leaves_the_previous_index_serving(corpus_index
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     snapshot = IndexStore(copy).load(corpus_index.embedder.name)
-    assert {f"note-{i:02d}.md" for i in range(40)} <= set(snapshot.docs)
+    assert {f"note-{i:02d}.md" for i in range(12)} <= set(snapshot.docs)
 
 
 def test_cli_search_json(corpus_index):
