@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -56,43 +58,35 @@ def pytest_unconfigure(config: pytest.Config) -> None:
                             bold=True)
 
 
-# ---- long benchmarks overlap the rest of the run ---------------------------------------------
-# A test marked `background(command, timeout=...)` measures what a long command prints (the
-# LegalQA-NL benchmark embeds 4,653 law articles: ten minutes or more on two cores). Its command
-# starts when collection ends, at the lowest CPU priority, and the test runs last and waits for
-# it: the benchmark uses the cores the rest of the suite leaves idle while it waits on the
-# homeserver, subprocesses and sockets, instead of adding its whole time to the run. The
-# benchmark itself is unchanged and runs in full every time.
+# ---- long work overlaps the rest of the run ------------------------------------------------
+# Two pieces of work take most of a run's time, and neither needs the cores all the time the
+# rest of the suite runs: the shared corpus's index (OCR and embedding of 21 PDFs) and the
+# LegalQA-NL benchmark (4,653 law articles embedded). Both start in background processes when
+# collection ends, at a lower CPU priority than the tests, and use the cores the tests leave
+# idle while they wait on the homeserver, subprocesses and sockets:
+# - the tests that use `corpus_index` run after the others, and the fixture waits for the
+#   index (tests/corpus_build.py builds it exactly as the fixture would);
+# - a test marked `background(command, timeout=...)` runs last and reads what its command
+#   printed, through the `background` fixture.
+# The work itself is unchanged and done in full on every run.
 
 _BACKGROUND = pytest.StashKey[dict]()
+_CORPUS = pytest.StashKey[tuple]()
 
 
-def _lowest_priority() -> None:
-    os.nice(19)
+def _priority(level: int):
+    return lambda: os.nice(level)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    late = [item for item in items if item.get_closest_marker("background")]
-    if not late:
-        return
-    items[:] = [item for item in items if item not in late] + late
-    if config.option.collectonly:
-        return
-    running = config.stash.setdefault(_BACKGROUND, {})
-    for item in late:
-        marker = item.get_closest_marker("background")
-        out = tempfile.TemporaryFile()
-        err = tempfile.TemporaryFile()
-        proc = subprocess.Popen(
-            [str(part) for part in marker.args[0]], stdout=out, stderr=err, cwd=ROOT,
-            env=dict(os.environ, PYTHONPATH=str(ROOT)), preexec_fn=_lowest_priority)
-        running[item.nodeid] = (proc, out, err, marker.kwargs.get("timeout", 1800))
+def _start(command: list, level: int) -> tuple:
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    proc = subprocess.Popen([str(part) for part in command], stdout=out, stderr=err, cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                            preexec_fn=_priority(level))
+    return proc, out, err
 
 
-@pytest.fixture
-def background(request: pytest.FixtureRequest) -> subprocess.CompletedProcess:
-    """The finished command of this test's `background` marker (see above)."""
-    proc, out, err, timeout = request.config.stash[_BACKGROUND][request.node.nodeid]
+def _finish(proc, out, err, timeout: float) -> subprocess.CompletedProcess:
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -106,10 +100,61 @@ def background(request: pytest.FixtureRequest) -> subprocess.CompletedProcess:
                                        err.read().decode("utf-8", "replace"))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def order(item: pytest.Item) -> int:
+        if item.get_closest_marker("background"):
+            return 2
+        return 1 if "corpus_index" in getattr(item, "fixturenames", ()) else 0
+
+    items.sort(key=order)  # stable: the order within each group is kept
+    if config.option.collectonly:
+        return
+    if any(order(item) == 1 for item in items):
+        folder = Path(tempfile.mkdtemp(prefix="civicbot-corpus-"))
+        # Above the benchmark's priority: the corpus tests wait for this one.
+        config.stash[_CORPUS] = (folder, *_start(
+            [sys.executable, "-m", "tests.corpus_build", folder, CORPUS], 10))
+    running = config.stash.setdefault(_BACKGROUND, {})
+    for item in items:
+        marker = item.get_closest_marker("background")
+        if marker is not None:
+            running[item.nodeid] = (*_start(marker.args[0], 19),
+                                    marker.kwargs.get("timeout", 1800))
+
+
+def background_corpus(config: pytest.Config) -> tuple[Path, list] | None:
+    """(index folder, ingest reports) of the background corpus build, or None when this run
+    did not start one."""
+    if _CORPUS not in config.stash:
+        return None
+    folder, proc, out, err = config.stash[_CORPUS]
+    done = _finish(proc, out, err, 3600)
+    if done.returncode != 0:
+        pytest.fail(f"building the corpus index failed ({done.returncode}):\n{done.stderr}")
+    import pickle
+
+    from tests.corpus_build import REPORTS
+
+    return folder / "index", pickle.loads((folder / REPORTS).read_bytes())
+
+
+@pytest.fixture
+def background(request: pytest.FixtureRequest) -> subprocess.CompletedProcess:
+    """The finished command of this test's `background` marker (see above)."""
+    proc, out, err, timeout = request.config.stash[_BACKGROUND][request.node.nodeid]
+    return _finish(proc, out, err, timeout)
+
+
 def _stop_background(config: pytest.Config) -> None:
-    for proc, out, err, _ in config.stash.get(_BACKGROUND, {}).values():
+    started = list(config.stash.get(_BACKGROUND, {}).values())
+    if _CORPUS in config.stash:
+        folder, *corpus = config.stash[_CORPUS]
+        started.append(corpus)
+    for proc, out, err, *_ in started:
         if proc.poll() is None:  # the run stopped early (-x, Ctrl-C): do not leave it behind
             proc.kill()
             proc.wait()
         out.close()
         err.close()
+    if _CORPUS in config.stash:
+        shutil.rmtree(config.stash[_CORPUS][0], ignore_errors=True)

@@ -50,21 +50,23 @@ def embedder():
 
 
 @pytest.fixture(scope="session")
-def corpus_index(tmp_path_factory, shared, embedder):
-    from civicbot.config import OcrConfig
-    from civicbot.corpus import Corpus
+def corpus_index(request, tmp_path_factory, shared, embedder):
+    """The shared corpus ingested with the default configuration, once per session: by the
+    background process tests/conftest.py starts when collection ends (the tests that need it
+    run after the others), or here when there is none."""
     from civicbot.index.store import IndexStore
-    from civicbot.ingest.ocr import TesseractOcr
     from civicbot.retrieve import Retriever
+    from tests.conftest import background_corpus
 
-    path = tmp_path_factory.mktemp("corpus-index") / "index"
-    store = IndexStore(path)
-    # As `civicbot ingest` with the default configuration: scanned pages are read by OCR
-    # (Tesseract is part of the installation; tests/integration/test_ocr_corpus.py fails
-    # without it).
-    ocr = TesseractOcr.from_config(OcrConfig())
-    reports = Corpus(store, embedder, ocr=ocr).ingest(sorted((shared / "corpus").glob("*.pdf")))
-    snapshot = store.load(embedder.name)
+    built = background_corpus(request.config)
+    if built is not None:
+        path, reports = built
+    else:
+        from tests.corpus_build import build
+
+        path = tmp_path_factory.mktemp("corpus-index") / "index"
+        reports = build(path, shared / "corpus", embedder)
+    snapshot = IndexStore(path).load(embedder.name)
     return CorpusIndex(path, embedder, reports, snapshot, Retriever(snapshot, embedder))
 
 
