@@ -96,7 +96,9 @@ def setup(cfg: LoggingConfig, verbose: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else cfg.level)
     # apscheduler logs every job run at INFO; peewee (nio's key store) logs its SQL at DEBUG,
-    # with the bot's pickled encryption account in it: never wanted, even with -v.
+    # with the bot's pickled encryption account in it: never wanted, even with -v. faiss logs
+    # each CPU variant it fails to load as a ModuleNotFoundError at INFO, which reads like a
+    # fault to an operator although the portable build then loads.
     for noisy in ("nio", "aiohttp", "urllib3", "httpx", "sentence_transformers", "transformers",
-                  "apscheduler", "peewee"):
+                  "apscheduler", "peewee", "faiss"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

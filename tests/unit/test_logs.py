@@ -75,3 +75,22 @@ def test_setup_redacts_the_bot_handler_in_json_too(capsys):
         root.setLevel(level)
     entry = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert entry["message"] == "Curve key for user @[user] not found"
+
+
+def test_libraries_probing_their_own_builds_stay_out_of_the_operators_log(capsys):
+    """faiss tries its CPU-specific builds first and logs each one it cannot load as a
+    ModuleNotFoundError at INFO; with the portable build loaded, nothing is wrong."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup(LoggingConfig(level="INFO", format="text"))
+        # What faiss's loader logs when the bot first loads an index (once per process).
+        logging.getLogger("faiss.loader").info(
+            "Could not load library with AVX512 support due to: ModuleNotFoundError()")
+        logging.getLogger("civicbot.matrix.bot").info("ready (1 rooms)")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    assert "ready (1 rooms)" in err
+    assert "faiss" not in err and "ModuleNotFoundError" not in err
