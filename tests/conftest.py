@@ -70,34 +70,36 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 #   printed, through the `background` fixture.
 # The work itself is unchanged and done in full on every run.
 
-_BACKGROUND = pytest.StashKey[dict]()
-_CORPUS = pytest.StashKey[tuple]()
+_JOBS = pytest.StashKey[dict]()  # "corpus" or a test's node id -> _Job
+_CORPUS_FOLDER = pytest.StashKey[Path]()
 
 
-def _priority(level: int):
-    return lambda: os.nice(level)
+class _Job:
+    """One background command, its output kept in temporary files until it is read."""
 
+    def __init__(self, command: list, nice: int, timeout: float):
+        self.out, self.err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        self.timeout = timeout
+        self.proc = subprocess.Popen(
+            [str(part) for part in command], stdout=self.out, stderr=self.err, cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)), preexec_fn=lambda: os.nice(nice))
 
-def _start(command: list, level: int) -> tuple:
-    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-    proc = subprocess.Popen([str(part) for part in command], stdout=out, stderr=err, cwd=ROOT,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                            preexec_fn=_priority(level))
-    return proc, out, err
+    def finish(self) -> subprocess.CompletedProcess:
+        try:
+            self.proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            pytest.fail(f"{self.proc.args} did not finish within {self.timeout} s")
+        self.out.seek(0)
+        self.err.seek(0)
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode,
+                                           self.out.read().decode("utf-8", "replace"),
+                                           self.err.read().decode("utf-8", "replace"))
 
-
-def _finish(proc, out, err, timeout: float) -> subprocess.CompletedProcess:
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"{proc.args} did not finish within {timeout} s")
-    out.seek(0)
-    err.seek(0)
-    return subprocess.CompletedProcess(proc.args, proc.returncode,
-                                       out.read().decode("utf-8", "replace"),
-                                       err.read().decode("utf-8", "replace"))
+    def stop(self) -> None:
+        if self.proc.poll() is None:  # the run stopped early (-x, Ctrl-C): do not leave it
+            self.proc.kill()
+            self.proc.wait()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -109,52 +111,45 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=order)  # stable: the order within each group is kept
     if config.option.collectonly:
         return
+    jobs = config.stash.setdefault(_JOBS, {})
     if any(order(item) == 1 for item in items):
-        folder = Path(tempfile.mkdtemp(prefix="civicbot-corpus-"))
+        folder = config.stash[_CORPUS_FOLDER] = Path(tempfile.mkdtemp(prefix="civicbot-corpus-"))
         # Above the benchmark's priority: the corpus tests wait for this one.
-        config.stash[_CORPUS] = (folder, *_start(
-            [sys.executable, "-m", "tests.corpus_build", folder, CORPUS], 10))
-    running = config.stash.setdefault(_BACKGROUND, {})
+        jobs["corpus"] = _Job([sys.executable, "-m", "tests.corpus_build", folder, CORPUS],
+                              10, 3600)
     for item in items:
         marker = item.get_closest_marker("background")
         if marker is not None:
-            running[item.nodeid] = (*_start(marker.args[0], 19),
-                                    marker.kwargs.get("timeout", 1800))
+            jobs[item.nodeid] = _Job(marker.args[0], 19, marker.kwargs.get("timeout", 1800))
 
 
 def background_corpus(config: pytest.Config) -> tuple[Path, list] | None:
     """(index folder, ingest reports) of the background corpus build, or None when this run
     did not start one."""
-    if _CORPUS not in config.stash:
+    job = config.stash.get(_JOBS, {}).get("corpus")
+    if job is None:
         return None
-    folder, proc, out, err = config.stash[_CORPUS]
-    done = _finish(proc, out, err, 3600)
+    done = job.finish()
     if done.returncode != 0:
         pytest.fail(f"building the corpus index failed ({done.returncode}):\n{done.stderr}")
     import pickle
 
     from tests.corpus_build import REPORTS
 
+    folder = config.stash[_CORPUS_FOLDER]
     return folder / "index", pickle.loads((folder / REPORTS).read_bytes())
 
 
 @pytest.fixture
 def background(request: pytest.FixtureRequest) -> subprocess.CompletedProcess:
     """The finished command of this test's `background` marker (see above)."""
-    proc, out, err, timeout = request.config.stash[_BACKGROUND][request.node.nodeid]
-    return _finish(proc, out, err, timeout)
+    return request.config.stash[_JOBS][request.node.nodeid].finish()
 
 
 def _stop_background(config: pytest.Config) -> None:
-    started = list(config.stash.get(_BACKGROUND, {}).values())
-    if _CORPUS in config.stash:
-        folder, *corpus = config.stash[_CORPUS]
-        started.append(corpus)
-    for proc, out, err, *_ in started:
-        if proc.poll() is None:  # the run stopped early (-x, Ctrl-C): do not leave it behind
-            proc.kill()
-            proc.wait()
-        out.close()
-        err.close()
-    if _CORPUS in config.stash:
-        shutil.rmtree(config.stash[_CORPUS][0], ignore_errors=True)
+    for job in config.stash.get(_JOBS, {}).values():
+        job.stop()
+        job.out.close()
+        job.err.close()
+    if _CORPUS_FOLDER in config.stash:
+        shutil.rmtree(config.stash[_CORPUS_FOLDER], ignore_errors=True)
