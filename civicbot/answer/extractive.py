@@ -58,16 +58,21 @@ _ASKS = {
 }
 _NUMBER_WORDS = (
     r"twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|dertien|veertien|"
-    r"vijftien|twintig|dertig|honderd|duizend|two|three|four|five|six|seven|eight|nine|"
-    r"ten|eleven|twelve|thirteen|fourteen|fifteen|twenty|thirty|hundred|thousand")
+    r"vijftien|twintig|dertig|honderd|duizend|miljoen|miljard|two|three|four|five|six|seven|"
+    r"eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|twenty|thirty|hundred|thousand|"
+    r"million|billion")
+# A duration need not be counted exactly: "een aantal maanden", "a few weeks", "binnen een
+# maand" answer "how long" as well as "drie maanden" does.
+_SOME = (r"een|één|one|an?|aantal|enkele|paar|meerdere|several|few|number of|couple of|"
+         r"a couple of")
 _HOLDS = {
     "amount": re.compile(r"€|%|\b(euro|eur|cent|procent|percent|gratis|kosteloos|free of charge)\b",
                          re.I),
     "date": re.compile(r"\b(1[89]|20)\d\d\b"),
     "duration": re.compile(
-        rf"\b(\d+|{_NUMBER_WORDS})[ -](\w+ )?(jaar|jaren|maand|maanden|week|weken|dag|dagen|"
-        r"uur|uren|kalenderdagen|werkdagen|year|years|month|months|weeks|day|days|hour|"
-        r"hours)\b", re.I),
+        rf"\b(\d+|{_NUMBER_WORDS}|{_SOME})[ -](\w+ )?(jaar|jaren|maand|maanden|week|weken|"
+        r"dag|dagen|uur|uren|kalenderdagen|werkdagen|year|years|month|months|weeks|day|days|"
+        r"hour|hours)\b", re.I),
     # In digits: "hoe hoog", "what share" are not answered by "twee soorten afwegingen"; a
     # count in words ("veertien instellingen") answers "how many X" (see `_counts`).
     "number": re.compile(r"\d"),

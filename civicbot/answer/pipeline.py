@@ -37,7 +37,7 @@ from civicbot.answer.extractive import (
 from civicbot.answer.messages import say
 from civicbot.answer.prompt import INSTRUCTION
 from civicbot.answer.question import Question, retrieval_query
-from civicbot.answer.text import fact_present, facts, sentences
+from civicbot.answer.text import fact_present, named_numbers, sentences
 from civicbot.errors import ModelError
 from civicbot.protocols import EvidenceSource, Generator
 from civicbot.rank import LinearModel
@@ -250,8 +250,7 @@ class AnswerPipeline:
         query, what = question.query, question.asked
         passage = max((self.source.coverage(query, h) for h in hits[:3]), default=0.0)
         texts = [f"{h.title}\n{h.chunk.heading}\n{h.chunk.text}" for h in hits]
-        if any(not any(fact_present(f, t) for t in texts) for f in facts(query)
-               if any(ch.isdigit() for ch in f)):
+        if any(not any(fact_present(f, t) for t in texts) for f in named_numbers(query)):
             return 0.0
         # A name is too common in text to tell an answer from a mention.
         if what is None or what.kind == "name":

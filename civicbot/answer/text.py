@@ -85,6 +85,21 @@ def facts(text: str) -> set[str]:
     return found
 
 
+def named_numbers(text: str) -> set[str]:
+    """The numbers `text` names, among its `facts`: a number, or the numbered part of a name
+    written as one compound ("covid-19" of "COVID-19-besmettingen", "g4" of "G4-regio's"):
+    the compound's other parts are words, which a passage may write apart or inflect."""
+    out: set[str] = set()
+    for fact in facts(text):
+        if fact.isdigit():
+            out.add(fact)
+        elif any(ch.isdigit() for ch in fact):
+            parts = fact.split("-")
+            last = max(i for i, part in enumerate(parts) if any(ch.isdigit() for ch in part))
+            out.add("-".join(parts[: last + 1]))
+    return out
+
+
 def fact_present(fact: str, passage: str) -> bool:
     """Whether `fact` (from `facts`) occurs in `passage`."""
     if fact.isdigit():

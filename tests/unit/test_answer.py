@@ -188,6 +188,33 @@ def test_question_naming_a_number_no_passage_has_is_refused():
     assert not pipeline.ask("Wat verandert er aan de FRIA in 2026?").refused
 
 
+def test_a_number_inside_a_compound_name_is_looked_for_as_the_name():
+    from civicbot.answer.text import named_numbers
+
+    # "COVID-19-besmettingen" names COVID-19; the passage writes the compound apart
+    named = named_numbers("Waar nemen de COVID-19-besmettingen toe in de G4-regio's?")
+    assert {"covid-19", "g4"} <= named and not any("-b" in n or "-r" in n for n in named)
+    assert named_numbers("Wat regelt artikel 4 ter sinds 2024?") == {"4", "2024"}
+    passage = _hit("Het kernteam bespreekt de cijfers over COVID-19: de besmettingen nemen "
+                   "toe in twee G4-regio's, meldt het actiepunt.")
+    pipeline = _pipeline(None, [passage])
+    assert not pipeline.ask("In welke G4-regio nemen de COVID-19-besmettingen toe?").refused
+    assert pipeline.ask("Nemen de COVID-20-besmettingen toe?").refused
+
+
+def test_durations_and_counts_in_words_hold_the_kind_of_fact_asked():
+    from civicbot.answer.extractive import Asked, asked
+
+    for said in ("Het hele proces kan een aantal maanden duren.",
+                 "Dit duurt enkele weken.", "It may take a few months.",
+                 "The controller shall reply within one month."):
+        assert Asked("duration").held_by(said), said
+    assert not Asked("duration").held_by("Het proces kent een aantal stappen.")
+    parameters = asked("Vanaf hoeveel parameters is een model algemeen inzetbaar?")
+    assert parameters is not None and parameters.held_by(
+        "Modellen met ten minste een miljard parameters worden geacht algemeen te zijn.")
+
+
 def test_question_asking_a_number_without_one_in_the_passages_is_refused():
     words = _hit("Gemeenten houden een register bij van hun algoritmes en publiceren het.")
     pipeline = AnswerPipeline(
