@@ -61,8 +61,9 @@ def with_choice(settings: Any, choice: dict[str, Any]) -> Any:
     fields set its `quotes`."""
     from dataclasses import fields, replace
 
-    rules = {f.name for f in fields(settings.quotes)}
-    quotes = replace(settings.quotes, **{k: v for k, v in choice.items() if k in rules})
+    rules = {f.name for f in fields(settings.quote_rules)}
+    given = {k: v for k, v in choice.items() if k in rules}
+    quotes = replace(settings.quote_rules, **given) if given else settings.quotes
     return replace(settings, quotes=quotes, **{k: v for k, v in choice.items()
                                                if k not in rules})
 
@@ -265,14 +266,14 @@ class Lab:
 
 # The quote and neighbour settings `eval cv --grid` chooses among, per fold on the fitting
 # folds (docs/answering.md, "Quote constants"): every combination of these values of
-# AnswerSettings (and of its QuoteRules). The first value of each is today's default, so on
-# a tie the default stays.
+# AnswerSettings (and of its QuoteRules). The first value of each is today's default with the
+# learned chooser (quoting.PICK), so on a tie the default stays.
 GRID: dict[str, tuple[Any, ...]] = {
     "quote_sources": (3, 1, 2),  # passages a question of no particular kind quotes from
-    "sentences": (3, 1, 2),  # sentences quoted at most
-    "other_passage": (0.7, 0.9),  # share of the best a sentence of another passage needs
+    "sentences": (4, 3, 2),  # sentences quoted at most
+    "other_passage": (0.8, 0.7, 0.9),  # share of the best a sentence of another passage needs
     "neighbours": (True, False),  # a typed question also reads the neighbouring passages
-    "typed_all": (True, False),  # ... and quotes from every passage, not the top few
+    "typed_all": (False, True),  # ... and quotes from every passage, not the top few
 }
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -59,6 +59,12 @@ FEATURES = (
     "window",  # the cross-lingual model's cosine with the question of the text around it
 )
 _FLAT = QuoteRules(type_missing=1.0, rank_decay=0.0)  # candidates' plain term share
+# How the chooser's probabilities are picked from (extractive.pick): the best sentence and up
+# to three more at 0.6 of its probability, from another passage only at 0.8 of it. Chosen
+# with the chooser by nested cross-validation on train.jsonl (`civicbot eval cv ... --grid`;
+# docs/answering.md, "Quote constants"): every fold chose four sentences; 0.8 and 0.9 tie
+# on key facts plus citations, and 0.8 puts more key facts in the answers.
+PICK = QuoteRules(sentences=4, other_passage=0.8)
 _WORDS = re.compile(r"\w+")
 
 
@@ -141,17 +147,17 @@ def featurise(question: str, query: str, also: str, language: str, what: Asked |
     return quotes, np.array(rows)
 
 
-def choose(model: LinearModel, quotes: list[Quote], x: np.ndarray, allowed: int,
+def choose(model: LinearModel, quotes: list[Quote], x: np.ndarray, allowed: Container[int],
            rules: QuoteRules) -> list[Quote]:
-    """The sentences to quote: each candidate of the first `allowed` passages scored by
-    `model` (P(it states the answer)), then picked as the hand-set score was."""
+    """The sentences to quote: each candidate of the `allowed` passages (1-based numbers)
+    scored by `model` (P(it states the answer)), then picked as the hand-set score was."""
     if not quotes:
         return []
     # A feature the index cannot give (no cross-lingual windows) counts as average.
     x = np.where(np.isnan(x), model.mean, x)
     p = 1.0 / (1.0 + np.exp(-model.score(x)))
     scored = [replace(q, score=float(s)) for q, s in zip(quotes, p, strict=True)
-              if q.source <= allowed]
+              if q.source in allowed]
     return pick(scored, rules)
 
 

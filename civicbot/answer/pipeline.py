@@ -62,17 +62,19 @@ class AnswerSettings:
     refusal_model: RefusalModel | None = None
     refusal_by_model: bool = True
     prompt_sources: int = 3  # passages the model reads (each cut to the relevant part)
-    # How quotes are chosen. Tried by `civicbot eval cv ../shared/eval/train.jsonl --folds 5
-    # --no-ranker --no-refusal --grid`: choosing these per fold (quote_sources 1 on most
-    # folds) lost key facts on the held-out folds for fewer citations gained, so today's
-    # values stay (docs/answering.md, "Quote constants").
+    # How quotes are chosen (docs/answering.md, "Quote constants"), chosen by `civicbot eval
+    # cv ../shared/eval/train.jsonl --folds 5 --no-ranker --no-refusal --grid`.
     quote_sources: int = 3  # passages an extractive answer may quote
-    quotes: QuoteRules = RULES  # how many sentences, and how they are scored
+    # How many sentences, and how they are picked. None: the learned chooser's own
+    # (quoting.PICK), or without a chooser the hand-set score's (extractive.RULES).
+    quotes: QuoteRules | None = None
     # For a question after a number, amount, date or duration: add the passages next to the
     # retrieved ones (`neighbours`), and let every passage compete for the quote (`typed_all`)
-    # instead of the top `quote_sources`.
+    # instead of the top `quote_sources`. None: with the learned chooser only the top
+    # `quote_sources` and their neighbours compete (every fold of the grid chose not to let
+    # all compete), without it every passage, as before.
     neighbours: bool = True
-    typed_all: bool = True
+    typed_all: bool | None = None
     source_words: int = 110
     lead_sentences: int = 1  # the model writes at most this many sentences in front
     # Kinds of question (extractive.Asked.kind) answered by the quote alone when it holds
@@ -81,6 +83,18 @@ class AnswerSettings:
     # The learned quote chooser (civicbot/quoting.py; the service gives the packaged one).
     # None: the hand-set score of `quotes` chooses.
     quote_model: LinearModel | None = None
+
+    @property
+    def quote_rules(self) -> QuoteRules:
+        """The rules quotes are picked by (see `quotes`)."""
+        if self.quotes is not None:
+            return self.quotes
+        return quoting.PICK if self.quote_model is not None else RULES
+
+    @property
+    def all_compete(self) -> bool:
+        """Whether every passage competes for the quote of a typed question (`typed_all`)."""
+        return self.typed_all if self.typed_all is not None else self.quote_model is None
 
 
 @dataclass
@@ -351,17 +365,22 @@ class AnswerPipeline:
         kind of fact asked for, so all passages compete (a neighbour ranks just below the
         passage it neighbours); otherwise only the top `quote_sources`."""
         what = question.asked
-        few = what is not None and what.kind != "name" and self.settings.typed_all
+        few = what is not None and what.kind != "name" and self.settings.all_compete
         sources = hits if few else hits[: self.settings.quote_sources]
         model = self.settings.quote_model
         if model is not None:
+            # The top passages, and (for a typed question) the neighbours added after them
+            # that rank just below one of them.
+            ranks = _ranks(hits, self.settings.top_k)
+            allowed = {i + 1 for i, rank in enumerate(ranks)
+                       if few or rank <= self.settings.quote_sources + 0.5}
             quotes, x = self.sentence_features(question, hits)
-            chosen = quoting.choose(model, quotes, x, len(sources), self.settings.quotes)
+            chosen = quoting.choose(model, quotes, x, allowed, self.settings.quote_rules)
             return [q for q in chosen if not INSTRUCTION.search(q.text)]
         return [q for q in best_sentences(question.query, [h.chunk.text for h in sources],
                                           also=self._translated(question.query), wanted=what,
                                           ranks=_ranks(sources, self.settings.top_k),
-                                          rules=self.settings.quotes)
+                                          rules=self.settings.quote_rules)
                 if not INSTRUCTION.search(q.text)]
 
     def sentence_features(self, question: Question,

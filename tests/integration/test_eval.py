@@ -56,10 +56,12 @@ def test_dev_answers_reach_the_key_fact_and_refusal_targets_by_quoting_alone(cor
     Key facts were 0.64 and refusals 0.67 with the English MiniLM (its fusion weights chosen
     on dev.jsonl); with multilingual-e5-small, chosen on train.jsonl's cross-validation and
     LegalQA-NL (see test_dev_retrieval_keeps_its_figure), they were 0.58 and 0.53 (three and
-    two questions); with the quote chooser's window feature key facts are 0.64 (target 0.60).
-    Refusals (target 0.75) are not met; these floors guard the figures, and the
-    cross-validated ones, which say more, are guarded by the test below. Citation accuracy
-    (0.53, target 0.75) is reported, not asserted."""
+    two questions); with the quote chooser's window feature key facts were 0.64 (target 0.60),
+    and with the chooser's own picking constants, chosen by cross-validation on train.jsonl
+    (docs/answering.md, "Quote constants"), they are 0.62. Refusals (target 0.75) are not
+    met; these floors guard the figures, and the cross-validated ones, which say more, are
+    guarded by the test below. Citation accuracy (0.52, target 0.75) is reported, not
+    asserted."""
     from civicbot import config as config_mod
     from civicbot import evaluate
     from civicbot.service import Service
@@ -85,7 +87,10 @@ def test_cross_validated_answers_on_train_keep_their_figures(corpus_index):
     questions it was not fitted on fails here. The chooser's window feature traded citations
     for key facts (0.51 / 0.53 before it, 0.53 / 0.52 with it, taken by key facts plus
     citations): the key-fact floor rose by two points and the citation floor fell by one, and
-    their sum, the objective the choice was made by, has a floor of its own."""
+    their sum, the objective the choice was made by, has a floor of its own. The chooser's
+    own picking constants (four sentences, 0.8 from another passage, a figure looked for in
+    the top passages and their neighbours) raised key facts to 0.56 and citations to 0.54:
+    the key-fact floor and the floor of the sum rose with them."""
     from civicbot import config as config_mod
     from civicbot import crossval
     from civicbot.service import Service
@@ -99,8 +104,8 @@ def test_cross_validated_answers_on_train_keep_their_figures(corpus_index):
     assert (result["n_answerable"], result["n_unanswerable"]) == (192, 67)
     assert result["hit_at_1"] >= 0.60, result
     assert result["hit_at_5"] >= 0.80, result
-    assert result["key_fact_rate"] >= 0.50, result
+    assert result["key_fact_rate"] >= 0.53, result
     assert result["citation_accuracy"] >= 0.50, result
-    assert result["key_fact_rate"] + result["citation_accuracy"] >= 1.02, result
+    assert result["key_fact_rate"] + result["citation_accuracy"] >= 1.07, result
     assert result["refusal_accuracy"] >= 0.24, result
     assert result["false_refusal_rate"] <= 0.11, result

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from civicbot import crossval, evaluate, rank, refusal
+from civicbot import crossval, evaluate, quoting, rank, refusal
+from civicbot.answer.extractive import RULES
 from tests.fakes import FixedSource
 
 
@@ -160,9 +161,15 @@ def test_the_grid_starts_with_todays_defaults_and_sets_the_answer_settings():
 
     choices = crossval.grid_choices({"quote_sources": (3, 1), "sentences": (3, 2, 1)})
     assert len(choices) == 6 and choices[0] == {"quote_sources": 3, "sentences": 3}
-    defaults = AnswerSettings()
-    assert crossval.with_choice(defaults, crossval.grid_choices()[0]) == defaults
+    defaults = AnswerSettings(quote_model=quoting.packaged_quotes())  # as served
+    first = crossval.with_choice(defaults, crossval.grid_choices()[0])
+    assert (first.quote_rules, first.all_compete) == (defaults.quote_rules, defaults.all_compete)
+    assert (first.quote_sources, first.neighbours) == (defaults.quote_sources, defaults.neighbours)
     chosen = crossval.with_choice(defaults, {"quote_sources": 1, "sentences": 2,
                                              "neighbours": False})
-    assert (chosen.quote_sources, chosen.quotes.sentences, chosen.neighbours) == (1, 2, False)
-    assert chosen.quotes.near_best == defaults.quotes.near_best
+    assert (chosen.quote_sources, chosen.quote_rules.sentences, chosen.neighbours) == (1, 2, False)
+    assert chosen.quote_rules.near_best == defaults.quote_rules.near_best
+    # Without a chooser the hand-set score keeps its own rules.
+    hand_set = AnswerSettings()
+    assert hand_set.quote_rules == RULES and hand_set.all_compete
+    assert defaults.quote_rules == quoting.PICK and not defaults.all_compete

@@ -112,9 +112,37 @@ def test_a_chooser_treats_a_missing_window_feature_as_average():
         "Hoeveel subsidie krijg je per woning?", "Hoeveel subsidie krijg je per woning?", "",
         "nl", None, [quoting.Passage("De subsidie bedraagt € 5.000 per woning. Aanvragen kan "
                                      "tot 1 juli.", 1.0, False, 0.8, 0.5, 1.0, "a.pdf", "nl")])
-    chosen = quoting.choose(model, quotes, x, 1, QuoteRules())
+    chosen = quoting.choose(model, quotes, x, {1}, QuoteRules())
     at_mean = x.copy()
     at_mean[:, quoting.FEATURES.index("window")] = model.mean[quoting.FEATURES.index("window")]
     expected = 1.0 / (1.0 + np.exp(-model.score(at_mean)))
     assert [q.score for q in chosen] == [float(e) for e in sorted(expected, reverse=True)
                                          ][:len(chosen)]
+
+
+def test_with_the_chooser_a_figure_is_quoted_from_a_top_passage_or_its_neighbour_only():
+    """A typed question: the figure just past the best passage's end (its neighbour) is
+    quoted; the same figure in the sixth passage is not (every passage competing cited
+    passages off the gold page for no more key facts, docs/answering.md)."""
+    model = quoting.packaged_quotes()
+    assert model is not None
+    best = Chunk("omnibus.pdf", 7, 82, 82, 0, 60, "", "Het AI-bureau kan dwangsommen "
+                 "opleggen aan aanbieders van AI-modellen die de regels overtreden.", "nl")
+    after = Chunk("omnibus.pdf", 8, 82, 82, 60, 140, "", "Die dwangsommen van het AI-bureau "
+                  "bedragen niet meer dan 5 % van de gemiddelde dagelijkse omzet.", "nl")
+    filler = [_hit(f"Het AI-bureau publiceert verslag {n} over het toezicht op AI-modellen.",
+                   "verslag.pdf", n) for n in range(1, 5)]
+    far = _hit("Dwangsommen van het AI-bureau bedragen niet meer dan 3 % van de omzet.",
+               "ander.pdf", 9)
+    question = "Hoe hoog mogen de dwangsommen van het AI-bureau zijn?"
+
+    def ask(neighbours: list[Chunk]) -> str:
+        source = FixedSource([Hit(best, "Omnibus", 2.0, dense=0.5), *filler, far],
+                             neighbours=lambda hits: [Hit(c, "Omnibus", 2.0, dense=0.5)
+                                                      for c in neighbours])
+        settings = AnswerSettings(refusal_threshold=0.0, quote_model=model)
+        assert not settings.all_compete
+        return AnswerPipeline(source, None, settings).ask(question).text
+
+    assert "5 %" in ask([after]) and "3 %" not in ask([after])
+    assert "3 %" not in ask([])  # the sixth passage does not compete
