@@ -62,8 +62,8 @@ class AnswerSettings:
     refusal_model: RefusalModel | None = None
     refusal_by_model: bool = True
     prompt_sources: int = 3  # passages the model reads (each cut to the relevant part)
-    # How quotes are chosen (docs/answering.md, "Quote constants"), chosen by `civicbot eval
-    # cv ../shared/eval/train.jsonl --folds 5 --no-ranker --no-refusal --grid`.
+    # How quotes are chosen (docs/answering.md, "Quote constants"); the values come from
+    # `civicbot eval cv ../shared/eval/train.jsonl --folds 5 --no-ranker --no-refusal --grid`.
     quote_sources: int = 3  # passages an extractive answer may quote
     # How many sentences, and how they are picked. None: the learned chooser's own
     # (quoting.PICK), or without a chooser the hand-set score's (extractive.RULES).
@@ -360,23 +360,22 @@ class AnswerPipeline:
             seconds=answer.seconds + time.perf_counter() - started)
 
     def _quotes(self, question: Question, hits: list[Hit]) -> list[Quote]:
-        """The sentences an answer quotes. A question after a number, date or duration may
-        be answered by a lower-ranked passage or a neighbour of one: few sentences hold the
-        kind of fact asked for, so all passages compete (a neighbour ranks just below the
-        passage it neighbours); otherwise only the top `quote_sources`."""
+        """The sentences an answer quotes, from the top `quote_sources` passages. A question
+        after a number, date or duration may be answered just past a passage boundary or
+        lower in the ranking: its neighbours added after the top passages (a neighbour ranks
+        half a place below the passage it neighbours) compete too, and with `all_compete`
+        every passage does (the hand-set score's way; the learned chooser's is not to)."""
         what = question.asked
         few = what is not None and what.kind != "name" and self.settings.all_compete
-        sources = hits if few else hits[: self.settings.quote_sources]
         model = self.settings.quote_model
         if model is not None:
-            # The top passages, and (for a typed question) the neighbours added after them
-            # that rank just below one of them.
             ranks = _ranks(hits, self.settings.top_k)
             allowed = {i + 1 for i, rank in enumerate(ranks)
                        if few or rank <= self.settings.quote_sources + 0.5}
             quotes, x = self.sentence_features(question, hits)
             chosen = quoting.choose(model, quotes, x, allowed, self.settings.quote_rules)
             return [q for q in chosen if not INSTRUCTION.search(q.text)]
+        sources = hits if few else hits[: self.settings.quote_sources]
         return [q for q in best_sentences(question.query, [h.chunk.text for h in sources],
                                           also=self._translated(question.query), wanted=what,
                                           ranks=_ranks(sources, self.settings.top_k),
