@@ -13,6 +13,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+# --no-compile: pip would byte-compile every module of every package (torch alone has
+# thousands), about a minute of each install; Python compiles the few it imports on first use.
+INSTALL=("${PIP[@]}" install --no-compile)
 
 # The version that installs what pyproject.toml asks for; skip pip when nothing changed.
 stamp=".venv/.civicbot-installed"
@@ -20,7 +23,7 @@ want="$(sha256sum pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)-$E
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # torch first, pinned to the CPU build: an unpinned torch (pulled in by
   # sentence-transformers) would download a CUDA build of several GB.
-  "${PIP[@]}" install "torch==2.13.0"
+  "${INSTALL[@]}" "torch==2.13.0"
   # llama-cpp-python ships only sources. A default build tunes for the build machine's CPU
   # (-march=native), and on virtual machines that advertise AVX-512/AMX without supporting
   # them the result dies with "Illegal instruction". Build a portable AVX2 wheel once and
@@ -32,9 +35,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
       "${PIP[@]}" wheel --no-deps --no-cache-dir -w "$wheels" "llama-cpp-python==$LLAMA_VERSION"
   fi
-  "${PIP[@]}" install "$wheels"/llama_cpp_python-*.whl
+  "${INSTALL[@]}" "$wheels"/llama_cpp_python-*.whl
   echo "civicbot: installing"
-  "${PIP[@]}" install -e ".[$EXTRAS]"
+  "${INSTALL[@]}" -e ".[$EXTRAS]"
   echo "$want" > "$stamp"
 fi
 
