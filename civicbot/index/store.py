@@ -103,11 +103,20 @@ def _info_from_json(d: dict[str, Any]) -> DocInfo:
     return DocInfo(**d)
 
 
-def cache_key(sha256: str, ocr_variant: str = "") -> str:
-    """The key of a document version's cached passages and vectors: its content, and for a
+def cache_key(sha256: str, ocr_variant: str = "", passages: str = "") -> str:
+    """The key of a document version's cached passages and vectors: its content, for a
     document with OCR'd pages also the OCR settings (docs/ocr.md), because the same file read
-    with or without Tesseract (or at another dpi) gives other passages."""
-    return f"{sha256}-{ocr_variant}" if ocr_variant else sha256
+    with or without Tesseract (or at another dpi) gives other passages, and the passage size
+    when it is not the default (`passage_key`)."""
+    return "-".join(part for part in (sha256, ocr_variant, passages) if part)
+
+
+def passage_key(words: int, overlap: int, default: tuple[int, int]) -> str:
+    """The part of a cache key that says how long the passages are: without it, a changed
+    `[retrieval] chunk_words` or `overlap_words` found the passages cut at the old size in
+    the cache and changed nothing, even with `ingest --rebuild`. Empty for the `default`
+    size, so the caches written before the size was part of the key stay valid."""
+    return "" if (words, overlap) == default else f"w{words}o{overlap}"
 
 
 @dataclass
@@ -306,17 +315,18 @@ class IndexStore:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def commit(self, docs: Sequence[DocInfo], embedder: Embedder,
-               crosslingual: Embedder | None = None) -> Path:
+               crosslingual: Embedder | None = None, passages: str = "") -> Path:
         """Write a new generation holding exactly `docs` (whose chunks and vectors, and with
-        `crosslingual` their window vectors, must be in the cache) and make it the serving
-        one. Call while holding `writer_lock`."""
+        `crosslingual` their window vectors, must be in the cache under the passage size
+        `passages`, see `passage_key`) and make it the serving one. Call while holding
+        `writer_lock`."""
         chunks: list[Chunk] = []
         vectors: list[np.ndarray] = []
         window_vectors: list[np.ndarray] = []
         window_owner: list[np.ndarray] = []
         infos: list[DocInfo] = []
         for info in sorted(docs, key=lambda d: d.name):
-            key = cache_key(info.sha256, info.ocr_variant)
+            key = cache_key(info.sha256, info.ocr_variant, passages)
             cached = self.cached_chunks(key)
             vecs = self.cached_vectors(key, embedder.name)
             if cached is None or vecs is None or len(vecs) != len(cached):

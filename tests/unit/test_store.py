@@ -1,5 +1,7 @@
 """The index store with a small honest embedder: incremental, atomic, one model."""
 
+from dataclasses import replace
+
 import pytest
 
 import civicbot.corpus as corpus_module
@@ -162,6 +164,32 @@ def test_an_upgraded_chunker_re_reads_documents_it_needs(tmp_path, docs, monkeyp
     with pytest.raises(IndexUnusable, match="huur.md.*--rebuild"):
         corpus.ingest([docs / "newer.md"])
     assert "newer.md" not in IndexStore(tmp_path / "index").load(HashingEmbedder.name).docs
+
+
+def test_a_changed_passage_size_cuts_the_documents_again(tmp_path):
+    """`[retrieval] chunk_words` is part of the cache key: set to another size, the next
+    ingest cuts the documents again (it found the passages of the old size in the cache
+    before, even with --rebuild), and the default size finds its own cache again."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    _write(folder, "lang.md", " ".join(f"Zin {i} gaat over de begroting van de gemeente."
+                                       for i in range(60)))
+    store = IndexStore(tmp_path / "index")
+    embedder = HashingEmbedder()
+    Corpus(store, embedder, NO_CROSSLINGUAL).ingest([folder])
+    default = store.load(embedder.name).docs["lang.md"].chunks
+
+    short = replace(NO_CROSSLINGUAL, chunk_words=60, overlap_words=10)
+    reports = Corpus(store, embedder, short).ingest([folder], rebuild=True)
+    assert [r.status for r in reports] == ["added"]
+    passages = store.load(embedder.name).chunks
+    assert len(passages) > default
+    assert all(len(c.text.split()) <= 60 for c in passages)
+
+    before = embedder.texts_embedded
+    Corpus(store, embedder, NO_CROSSLINGUAL).ingest([folder], rebuild=True)
+    assert store.load(embedder.name).docs["lang.md"].chunks == default
+    assert embedder.texts_embedded == before  # the default size's passages were cached
 
 
 def test_a_document_that_fails_to_be_read_again_is_named_and_the_index_kept(tmp_path, docs,
