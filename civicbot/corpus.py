@@ -13,13 +13,7 @@ from pathlib import Path
 from civicbot.config import CorpusConfig, RetrievalConfig
 from civicbot.errors import DocumentError, IndexUnusable
 from civicbot.index.crosslingual import chunk_windows, shared_use
-from civicbot.index.store import (
-    IndexStore,
-    cache_key,
-    new_docinfo,
-    passage_key,
-    passage_text,
-)
+from civicbot.index.store import IndexStore, cache_key, new_docinfo, passage_text
 from civicbot.ingest import chunk_document, file_sha256, read_document, supported
 from civicbot.ingest.reader import OCR_INSTALL_HINT, PageOcr
 from civicbot.protocols import Embedder
@@ -131,6 +125,16 @@ def expand(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
+def _passage_key(words: int, overlap: int) -> str:
+    """The part of a cache key that says how long the passages are: without it, a changed
+    `[retrieval] chunk_words` or `overlap_words` found the passages cut at the old size in
+    the cache and changed nothing, even with `ingest --rebuild`. Empty for the default size,
+    so the caches written before the size was part of the key stay valid."""
+    default = RetrievalConfig()
+    return ("" if (words, overlap) == (default.chunk_words, default.overlap_words)
+            else f"w{words}o{overlap}")
+
+
 class Corpus:
     """Adds, replaces and removes documents in the index, incrementally and atomically."""
 
@@ -145,9 +149,7 @@ class Corpus:
         self.embedder = embedder
         self.chunk_words = retrieval.chunk_words
         self.overlap_words = retrieval.overlap_words
-        default = RetrievalConfig()
-        self._passages = passage_key(self.chunk_words, self.overlap_words,
-                                     (default.chunk_words, default.overlap_words))
+        self._passages = _passage_key(self.chunk_words, self.overlap_words)
         self.max_bytes = limits.max_file_mb * 1_000_000
         self.ocr = ocr
         # The cross-lingual model (docs/retrieval.md), or None to build indexes without it.
@@ -212,17 +214,21 @@ class Corpus:
         docs = [self._ensure_cached(info) for info in docs]
         if self.use is not None:
             for info in docs:
-                key = cache_key(info.sha256, info.ocr_variant, self._passages)
+                key = self._key(info)
                 chunks = self.store.cached_chunks(key)
                 if chunks is not None:
                     self._cache_windows(key, chunks)
         self.store.commit(docs, self.embedder, self.use, self._passages)
 
+    def _key(self, version: DocInfo | Document) -> str:
+        """The cache key of a document version's passages at this corpus's passage size."""
+        return cache_key(version.sha256, version.ocr_variant, self._passages)
+
     def _ensure_cached(self, info: DocInfo) -> DocInfo:
         """Passages and vectors of a document already in the index can be missing from the
         cache after an upgrade changed the chunker (its version is part of the cache key):
         read the document again from where it came from."""
-        key = cache_key(info.sha256, info.ocr_variant, self._passages)
+        key = self._key(info)
         if (self.store.cached_chunks(key) is not None
                 and self.store.cached_vectors(key, self.embedder.name) is not None):
             return info
@@ -250,7 +256,7 @@ class Corpus:
 
     def _prepare(self, doc: Document) -> list[Chunk]:
         """Chunk and embed a document version unless the cache already has it."""
-        key = cache_key(doc.sha256, doc.ocr_variant, self._passages)
+        key = self._key(doc)
         chunks = self.store.cached_chunks(key)
         vectors = self.store.cached_vectors(key, self.embedder.name)
         if chunks is None or vectors is None:

@@ -106,17 +106,9 @@ def _info_from_json(d: dict[str, Any]) -> DocInfo:
 def cache_key(sha256: str, ocr_variant: str = "", passages: str = "") -> str:
     """The key of a document version's cached passages and vectors: its content, for a
     document with OCR'd pages also the OCR settings (docs/ocr.md), because the same file read
-    with or without Tesseract (or at another dpi) gives other passages, and the passage size
-    when it is not the default (`passage_key`)."""
+    with or without Tesseract (or at another dpi) gives other passages, and `passages`, the
+    passage size when it is not the default (civicbot/corpus.py, `_passage_key`)."""
     return "-".join(part for part in (sha256, ocr_variant, passages) if part)
-
-
-def passage_key(words: int, overlap: int, default: tuple[int, int]) -> str:
-    """The part of a cache key that says how long the passages are: without it, a changed
-    `[retrieval] chunk_words` or `overlap_words` found the passages cut at the old size in
-    the cache and changed nothing, even with `ingest --rebuild`. Empty for the `default`
-    size, so the caches written before the size was part of the key stay valid."""
-    return "" if (words, overlap) == default else f"w{words}o{overlap}"
 
 
 @dataclass
@@ -318,7 +310,7 @@ class IndexStore:
                crosslingual: Embedder | None = None, passages: str = "") -> Path:
         """Write a new generation holding exactly `docs` (whose chunks and vectors, and with
         `crosslingual` their window vectors, must be in the cache under the passage size
-        `passages`, see `passage_key`) and make it the serving one. Call while holding
+        `passages`, see `cache_key`) and make it the serving one. Call while holding
         `writer_lock`."""
         chunks: list[Chunk] = []
         vectors: list[np.ndarray] = []
