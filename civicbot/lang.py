@@ -4,6 +4,7 @@ and function words. index/, ingest/ and answer/ take what they know of language 
 from __future__ import annotations
 
 import functools
+import math
 import re
 import unicodedata
 from typing import Any
@@ -84,3 +85,43 @@ def stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_DUTCH, STOPWORDS_EN
 
     return frozenset(STOPWORDS_DUTCH) | frozenset(STOPWORDS_EN)
+
+
+# How much a word tells, from how often ordinary text uses it, not from the corpus: an idf
+# computed over the documents in the index says little when they are few (in a corpus of one
+# passage every word it holds has the same idf, "de" and "spaarrente" alike, and a word it
+# lacks weighs five times as much), so a coverage built on it refused answerable questions on
+# a library's small corpus that it answered in a large one (docs/answering.md, "Term weights").
+# The frequencies are wordfreq's (Speer, 2022; its "small" list of each language, the words
+# used at least once per million), summed over the words that share a stem. A term's weight is
+# the idf it would have in a background collection of BACKGROUND_PASSAGES passages of
+# BACKGROUND_WORDS words each; a term the list lacks (a rarer word, a name, a number of two
+# digits or more) weighs as one of those passages would make it: the most.
+BACKGROUND_PASSAGES = 1_000_000
+BACKGROUND_WORDS = 180
+
+
+@functools.cache
+def _background(language: str) -> dict[str, float]:
+    """Stem → its share of the words of ordinary text in `language`."""
+    from wordfreq import get_frequency_dict
+
+    shares: dict[str, float] = {}
+    for word, share in get_frequency_dict(language, wordlist="small").items():
+        stems = analyse(word, language)
+        if len(stems) == 1:
+            shares[stems[0]] = shares.get(stems[0], 0.0) + share
+    return shares
+
+
+def term_weights(terms: list[str], language: str) -> list[float]:
+    """How much each analysed term (see `analyse`) of `language` tells: high for rare words,
+    names and numbers, low for function words. The same whatever the corpus and its size."""
+    shares = _background(language) if language in LANGUAGES else {}
+    n = BACKGROUND_PASSAGES
+    out = []
+    for term in terms:
+        # The share of background passages that hold the term at least once.
+        df = n * -math.expm1(-BACKGROUND_WORDS * shares.get(term, 0.0))
+        out.append(math.log1p((n - df + 0.5) / (df + 0.5)))
+    return out

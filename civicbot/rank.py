@@ -41,7 +41,8 @@ FEATURES = (
     "fused", "lexical", "dense", "cross",  # z-scores within the candidates
     "fused_rr", "lexical_rr", "dense_rr", "cross_rr",  # 1 / (1 + rank) within the candidates
     "other_language",  # the passage is not in the question's language
-    "cover_text", "cover_title", "cover_heading",  # idf-weighted share of the question's terms
+    # the share of the question's terms, each weighed by lang.term_weights
+    "cover_text", "cover_title", "cover_heading",
     "ngrams",  # share of the question's character 4-grams (compounds, inflections)
     "numbers",  # share of the question's numbers the passage holds (0 when it names none)
     "names",  # share of the question's names and acronyms the passage holds
@@ -116,7 +117,7 @@ def passage_text(chunk: Chunk, title: str) -> PassageText:
 class Query:
     """The question's side of the features, in each language it is matched in: `terms[lang]`
     are its analysed terms (of the question, or of its translation for a passage in another
-    language) with their idf weights."""
+    language) with their weights (`lang.term_weights`)."""
 
     terms: dict[str, tuple[list[str], list[float]]]
     grams: frozenset[str]

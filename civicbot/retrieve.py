@@ -26,7 +26,7 @@ from civicbot.glossary import Glossary, builtin
 from civicbot.index.crosslingual import shared_use, surface_words, window_starts
 from civicbot.index.embed import embed_queries
 from civicbot.index.store import Snapshot
-from civicbot.lang import analyse
+from civicbot.lang import analyse, term_weights
 from civicbot.protocols import Embedder
 from civicbot.rank import PassageText, Query
 from civicbot.records import DocInfo, Hit
@@ -208,14 +208,14 @@ class Retriever:
 
     def query_side(self, query: str, question_language: str,
                    what: Asked | None) -> Query:
-        """The question's terms (with their idf) in each language of the corpus: its own in
-        its language, its translation in the others."""
+        """The question's terms (with their weights, `term_weights`) in each language of the
+        corpus: its own in its language, its translation in the others."""
         terms = {}
         own = list(dict.fromkeys(analyse(query, question_language)))
-        terms[question_language] = (own, self.snapshot.lexical.idf(own))
+        terms[question_language] = (own, term_weights(own, question_language))
         for language, translated in self.translations(query, question_language).items():
             words = list(dict.fromkeys(analyse(translated, language)))
-            terms[language] = (words, self.snapshot.lexical.idf(words))
+            terms[language] = (words, term_weights(words, language))
         return rank.Query(terms, frozenset(rank.ngrams(query)),
                           frozenset(rank.numbers(query)), frozenset(rank.names(query)),
                           what, question_language)
@@ -340,9 +340,9 @@ class Retriever:
     def coverage(self, question: str, hit: Hit) -> float:
         """`coverage` of the question, or of its translation for a passage in another
         language (an English question answered by a Dutch passage), whichever is higher."""
-        own = coverage(question, hit, self.snapshot)
+        own = coverage(question, hit)
         translated = self.translations(question).get(hit.chunk.language)
-        return max(own, coverage(translated, hit, self.snapshot)) if translated else own
+        return max(own, coverage(translated, hit)) if translated else own
 
     def titles(self) -> list[str]:
         """The titles of the snapshot's documents, sorted."""
@@ -353,16 +353,17 @@ class Retriever:
         return link(self.snapshot.docs.get(hit.chunk.doc), hit, page)
 
 
-def coverage(question: str, hit: Hit, snapshot: Snapshot) -> float:
-    """How much of the question a passage covers: the idf-weighted share of the question's
-    terms (analysed in the passage's language) that occur in the passage. Rare terms weigh
-    most, and terms the corpus has never seen count fully against it, so a question about
-    something the documents don't mention scores low however well its common words match."""
+def coverage(question: str, hit: Hit) -> float:
+    """How much of the question a passage covers: the weighted share of the question's terms
+    (analysed in the passage's language) that occur in the passage. A term weighs by how rare
+    it is in ordinary text of that language (`term_weights`), not in the corpus, so the share
+    means the same in a corpus of one document and of ten thousand: a question about something
+    the documents don't mention scores low however well its common words match."""
     language = hit.chunk.language
     terms = list(dict.fromkeys(analyse(question, language)))
     if not terms:
         return 0.0
-    weights = snapshot.lexical.idf(terms)
+    weights = term_weights(terms, language)
     have = _passage_terms(f"{hit.chunk.heading}\n{hit.chunk.text}", language)
     total = sum(weights)
     if not total:

@@ -110,6 +110,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Of the {count} documents I know, these come closest to your question: "
               "{titles}.",
     },
+    "only": {
+        "nl": "Het enige document dat ik ken, is: {title}.",
+        "en": "The only document I know is: {title}.",
+    },
     "empty": {
         "nl": "Er staan nog geen documenten in mijn collectie.",
         "en": "There are no documents in my collection yet.",

@@ -280,7 +280,9 @@ class AnswerPipeline:
         language = question.language
         titles = self.source.titles()
         nearest = list(dict.fromkeys(short_quote(h.title, 90) for h in hits))[:3]
-        if nearest:
+        if len(titles) == 1:  # "Of the 1 documents I know, these ..." reads wrong
+            more = say("only", language, title=short_quote(titles[0], 90))
+        elif nearest:
             more = say("nearest", language, count=str(max(len(titles), len(nearest))),
                        titles="; ".join(nearest))
         elif titles:

@@ -64,14 +64,6 @@ class LexicalIndex:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._weights[:, ids].sum(axis=1), dtype=np.float32).ravel()
 
-    def idf(self, tokens: Sequence[str]) -> list[float]:
-        """Inverse document frequency of analysed tokens (high for rare and unknown terms)."""
-        out = []
-        for t in tokens:
-            df = self._df[self._vocab[t]] if t in self._vocab else 0.0
-            out.append(float(np.log1p((self.size - df + 0.5) / (df + 0.5))))
-        return out
-
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         sp.save_npz(folder / "weights.npz", self._weights)

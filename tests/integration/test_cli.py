@@ -136,6 +136,24 @@ def test_docs_remove_takes_a_document_out_and_an_unknown_name_fails(own_copy):
                for r in json.loads(out)), out
 
 
+def test_a_corpus_of_one_document_answers_what_it_says_and_refuses_the_rest(own_copy):
+    """The issue's case: an editor's first upload, a motion, is the whole corpus. With the
+    question's terms weighed by the corpus's idf, every word of the motion weighed a fifth of a
+    word it lacks, and this question was refused although the motion says "negatieve
+    spaarrente hanteren vanaf € 100.000" (docs/answering.md, "Term weights")."""
+    code, _, _ = civicbot(own_copy, "docs", "remove", TOZO)
+    assert code == 0
+    code, out, _ = civicbot(own_copy, "ask", "Vanaf welk spaarbedrag rekenen veel banken "
+                            "volgens de motie een negatieve rente?", "--json")
+    answer = json.loads(out)
+    assert code == 0 and not answer["refused"], answer
+    assert "100.000" in answer["answer"] and answer["citations"][0]["doc"] == MOTIE
+    code, out, _ = civicbot(own_copy, "ask", UNANSWERABLE, "--json")
+    refused = json.loads(out)
+    assert refused["refused"] and refused["citations"] == []
+    assert "Het enige document dat ik ken, is: " in refused["answer"]
+
+
 def test_ingest_rebuild_builds_a_new_index_with_the_same_documents(own_copy):
     store = IndexStore(own_copy.root / "index")
     before = store.current_generation()

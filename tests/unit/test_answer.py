@@ -100,6 +100,17 @@ def test_a_refusal_names_the_documents_closest_to_the_question():
     assert nothing.refused and "dichtst" not in nothing.text and "FAQ" in nothing.text
 
 
+def test_a_refusal_in_a_collection_of_one_document_names_it_as_the_only_one():
+    """Not "Van de 1 documenten die ik ken, komen deze het dichtst bij": an editor's first
+    upload is often the whole collection."""
+    source = FixedSource([_hit(FRIA, "faq.pdf")], 0.1, titles=["FAQ"])
+    pipeline = AnswerPipeline(source, None, AnswerSettings(refusal_threshold=0.5))
+    dutch = pipeline.ask("Wat kost een paspoort?")
+    assert dutch.refused and dutch.text.endswith("Het enige document dat ik ken, is: FAQ.")
+    assert pipeline.ask("What does a passport cost?").text.endswith(
+        "The only document I know is: FAQ.")
+
+
 def test_follow_up_is_searched_with_the_previous_question():
     history = [Turn("user", "What does the AI Act say about deep fakes?"),
                Turn("assistant", "…")]

@@ -36,3 +36,45 @@ def test_the_retriever_answers_for_the_pipeline(tmp_path):
     assert answer.citations[0].link == "huur.md#page=1"
     refused = pipeline.ask("Hoe hoog is de hondenbelasting in Zwolle?")
     assert refused.refused and refused.citations == []
+
+
+def _index(tmp_path, name, files):  # type: ignore[no-untyped-def]
+    folder = tmp_path / name / "corpus"
+    folder.mkdir(parents=True)
+    for file, text in files.items():
+        (folder / file).write_text(text, encoding="utf-8")
+    embedder = HashingEmbedder()
+    corpus = Corpus(IndexStore(tmp_path / name / "index"), embedder, use=BilingualEmbedder())
+    corpus.ingest([folder])
+    return Retriever(IndexStore(tmp_path / name / "index").load(embedder.name), embedder,
+                     use=corpus.use)
+
+
+def test_coverage_means_the_same_in_a_corpus_of_one_document_and_of_many(tmp_path):
+    """A library's first upload is its whole corpus. Weighed by the corpus's idf, the
+    motion's own words weighed a fifth of a word it lacks when it stood alone, and the issue's
+    question about its savings threshold was refused there and answered in a large corpus."""
+    motion = {"motie.md": "# Motie negatieve spaarrente\n\nDe Kamer, constaterende dat veel "
+                          "financiële instellingen een negatieve spaarrente hanteren vanaf "
+                          "€ 100.000; verzoekt de regering een grensspaarsaldo te definiëren."}
+    others = {f"nota-{i}.md": f"# Nota {i}\n\nDe gemeente besluit over de {topic} in wijk {i}; "
+                              f"de regering en de Kamer volgen het besluit over de {topic}."
+              for i, topic in enumerate(["parkeervergunning", "huurtoeslag", "afvalinzameling",
+                                         "bibliotheek", "zwembad", "fietspaden"] * 5)}
+    question = "Vanaf welk bedrag rekenen banken volgens de motie een negatieve spaarrente?"
+    covered = []
+    for name, files in (("alone", motion), ("many", {**motion, **others})):
+        source = _index(tmp_path, name, files)
+        hit = next(h for h in source.search(question, 10) if h.chunk.doc == "motie.md")
+        covered.append(source.coverage(question, hit))
+    assert covered[0] == covered[1] > 0.5
+
+
+def test_term_weights_are_high_for_rare_words_and_numbers_and_low_for_function_words():
+    from civicbot.lang import analyse, term_weights
+
+    de, regering, spaarrente, year = term_weights(
+        analyse("de regering spaarrente 2019", "nl"), "nl")
+    assert de < regering < spaarrente == year
+    the, government = term_weights(analyse("the government", "en"), "en")
+    assert the < government
