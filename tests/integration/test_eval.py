@@ -90,7 +90,13 @@ def test_cross_validated_answers_on_train_keep_their_figures(corpus_index):
     their sum, the objective the choice was made by, has a floor of its own. The chooser's
     own picking constants (four sentences, 0.8 from another passage, a figure looked for in
     the top passages and their neighbours) raised key facts to 0.56 and citations to 0.54:
-    the key-fact floor and the floor of the sum rose with them."""
+    the key-fact floor and the floor of the sum rose with them. Coverage's term weights from
+    ordinary text instead of the index's idf (docs/answering.md, "Term weights") raised key
+    facts and citations a little (0.563, 0.545) and cut the false refusals (0.08), but refuse
+    16 of the 67 unanswerable questions, not 19 (0.24, was 0.28): the price of a threshold that
+    holds on a corpus of one document (false refusals there 0.05, not 0.22), which the issue
+    asks for (item 4). The refusal floor moved down by those three questions, from 0.24 to
+    0.20; the floors of the other figures stay where they were."""
     from civicbot import config as config_mod
     from civicbot import crossval
     from civicbot.service import Service
@@ -107,5 +113,5 @@ def test_cross_validated_answers_on_train_keep_their_figures(corpus_index):
     assert result["key_fact_rate"] >= 0.53, result
     assert result["citation_accuracy"] >= 0.50, result
     assert result["key_fact_rate"] + result["citation_accuracy"] >= 1.07, result
-    assert result["refusal_accuracy"] >= 0.24, result
+    assert result["refusal_accuracy"] >= 0.20, result
     assert result["false_refusal_rate"] <= 0.11, result
