@@ -43,6 +43,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     e.add_argument("--grid", nargs="?", const="quotes", choices=("quotes", "retrieval"),
                    help="also choose the quote (or retrieval) settings on the other folds "
                         "(nested), and print the choice on all the questions")
+    e.add_argument("--alone", action="store_true",
+                   help="also ask each held-out question of its own document alone (an index "
+                        "of that document, made from the index's cache), with the models "
+                        "fitted on the whole index")
     e.add_argument("--json", action="store_true")
     e = ev.add_parser("train", help=(
         "fit the ranker and the refusal classifier on labelled questions "
@@ -81,7 +85,8 @@ def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
                                          quotes=not args.no_quotes, details=args.details,
                                          grid={"quotes": crossval.GRID,
                                                "retrieval": crossval.RETRIEVAL_GRID,
-                                               None: None}[args.grid])
+                                               None: None}[args.grid],
+                                         alone=args.alone)
     elif args.eval_command == "train":
         from civicbot.rank import DATA
 
@@ -94,7 +99,11 @@ def cmd_eval(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     if args.json:
         print(json.dumps(result, indent=1))
     else:
+        alone: Any = result.pop("alone", None)
         _print_figures(result)
+        if alone is not None:
+            print("\neach question asked of its own document alone:")
+            _print_figures(alone)
     return 0
 
 

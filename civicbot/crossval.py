@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -115,21 +118,24 @@ class Lab:
         self._inputs: dict[tuple[Any, str], tuple[list[Any], float]] = {}
         self._records: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._sentences: dict[tuple[Any, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._alone: dict[str, tuple[Any, Any]] = {}
 
-    def retriever(self, ranker: Any, choice: dict[str, Any] | None = None) -> Any:
-        """The retriever with `ranker` and the retrieval settings of `choice` (see
-        `RETRIEVAL_GRID`)."""
+    def retriever(self, ranker: Any, choice: dict[str, Any] | None = None,
+                  base: Any = None) -> Any:
+        """The retriever (of `base`, by default the serving index's) with `ranker` and the
+        retrieval settings of `choice` (see `RETRIEVAL_GRID`)."""
         from dataclasses import replace
 
         from civicbot.glossary import Glossary
 
+        base = base or self.base
         change = {k: v for k, v in (choice or {}).items() if k in _RETRIEVER_FIELDS}
         if not change:
-            return replace(self.base, ranker=ranker)
+            return replace(base, ranker=ranker)
         if not change.pop("glossary", True):
             change["glossary"] = Glossary()
         # Translations depend on the glossary: a fresh cache.
-        return replace(self.base, ranker=ranker, _translations={}, **change)
+        return replace(base, ranker=ranker, _translations={}, **change)
 
     def ranking_group(self, row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
         """The features of the fusion's best candidates for an answerable question, and
@@ -153,13 +159,15 @@ class Lab:
         return fit_ranker(groups)
 
     def pipeline(self, ranker: Any, refusal_model: Any = None,
-                 choice: dict[str, Any] | None = None, quote_model: Any = None) -> Any:
+                 choice: dict[str, Any] | None = None, quote_model: Any = None,
+                 service: Any = None, base: Any = None) -> Any:
         """A quoting pipeline with `ranker`, `refusal_model`, `quote_model` (None: the
-        hand-set quote score) and the settings of `choice` (see `GRID`)."""
+        hand-set quote score) and the settings of `choice` (see `GRID`), over the serving
+        index or `service` with its retriever `base`."""
         choice = choice or {}
-        pipeline = self.service.pipeline(use_model=False,
-                                         retriever=self.retriever(ranker, choice),
-                                         refusal_model=refusal_model)
+        pipeline = (service or self.service).pipeline(
+            use_model=False, retriever=self.retriever(ranker, choice, base),
+            refusal_model=refusal_model)
         pipeline.settings.quote_model = quote_model
         pipeline.settings = with_choice(pipeline.settings, {
             k: v for k, v in choice.items() if k not in _RETRIEVER_FIELDS})
@@ -263,6 +271,68 @@ class Lab:
             self._inputs[key] = (hits, pipeline.confidence(asked, hits))
         return self._inputs[key]
 
+    def home(self, row: dict[str, Any]) -> str | None:
+        """The document a question is asked of alone (`cross_validate`'s `alone`): an
+        answerable one's first gold document in the index, an unanswerable one's the document
+        of the passage the whole index ranks first for it."""
+        docs = self.base.snapshot.docs
+        if row["answerable"]:
+            return next((g["doc"] for g in row["gold"] if g["doc"] in docs), None)
+        hits = self.base.search(row["question"], 1)
+        return hits[0].chunk.doc if hits else None
+
+    def alone_records(self, rows: list[dict[str, Any]], ranker: Any, refusal_model: Any,
+                      threshold: float | None, choice: dict[str, Any], quote_model: Any,
+                      folder: Path) -> list[dict[str, Any]]:
+        """The `record` of each of `rows` asked of its `home` document alone: an index of
+        that document only (see `index_of_one`, made in `folder` once per document),
+        answered with the models and settings fitted on the whole index, as a deployment's
+        models fitted on one corpus serve another."""
+        from dataclasses import replace
+
+        from civicbot.retrieve import Retriever
+
+        out = []
+        for r in rows:
+            doc = self.home(r)
+            if doc is None:
+                continue
+            if doc not in self._alone:
+                service = index_of_one(self.service, doc, folder / f"{len(self._alone)}")
+                base = replace(Retriever.from_config(
+                    service.snapshot(), self.base.embedder, service.cfg.retrieval,
+                    service.glossary), ranker=None, use=self.base.use)
+                self._alone[doc] = (service, base)
+            service, base = self._alone[doc]
+            pipeline = self.pipeline(ranker, refusal_model, choice, quote_model, service, base)
+            if threshold is not None:
+                pipeline.settings.refusal_model = None
+                pipeline.settings.refusal_threshold = threshold
+            hits = pipeline.source.search(r["question"], 10) if r["answerable"] else None
+            out.append({**record(r, hits, pipeline.ask(r["question"])), "doc": doc})
+        return out
+
+
+def index_of_one(service: Any, doc: str, folder: Path) -> Any:
+    """A service over an index of the serving index's document `doc` alone, made in
+    `folder` from the serving index's cache: its files are linked (copied across file
+    systems), then every other document is removed, so nothing is read or embedded again
+    and the serving index is not touched (its generations and cache files are never
+    written in place)."""
+    from civicbot.service import Service
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(service.cfg.paths.index, folder, copy_function=link,
+                    ignore=shutil.ignore_patterns(".lock", ".building-*"))
+    alone = Service(service.cfg.replace("index", path=str(folder)), embedder=service.embedder)
+    alone.corpus.remove([name for name in alone.corpus.documents() if name != doc])
+    return alone
+
 
 # The quote and neighbour settings `eval cv --grid` chooses among, per fold on the fitting
 # folds (docs/answering.md, "Quote constants"): every combination of these values of
@@ -321,7 +391,8 @@ def choose(lab: Lab, rows: list[dict[str, Any]], ranker: Any, model: Any,
 def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
                    refusal: bool = True, quotes: bool = True, service: Any = None,
                    details: Path | None = None,
-                   grid: dict[str, tuple[Any, ...]] | None = None) -> dict[str, Any]:
+                   grid: dict[str, tuple[Any, ...]] | None = None,
+                   alone: bool = False) -> dict[str, Any]:
     """k-fold cross-validation grouped by document (see `folds`): for each fold, the learned
     models are fitted on the other folds' questions and the fold's questions are answered
     (by quoting) with them; the figures are those of all held-out answers pooled. Without
@@ -330,7 +401,10 @@ def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
     `quotes`, the hand-set score chooses the quoted sentences, not the learned one. With
     `grid` (e.g. `GRID`), the settings it names are also chosen on the other folds (nested:
     the held-out fold never takes part in the choice), "chosen" lists each fold's choice,
-    and "whole" the choice made on every question (the defaults to ship)."""
+    and "whole" the choice made on every question (the defaults to ship). With `alone`,
+    "alone" holds the figures of the held-out questions asked again, each of its own document
+    alone (`Lab.home`, `index_of_one`), with the same fitted models and threshold: whether
+    what was fitted on one corpus holds on a small one (docs/answering.md, "Term weights")."""
     from civicbot.service import Service
 
     rows = list(_jsonl(path))
@@ -338,23 +412,31 @@ def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
     lab = Lab(service or Service(cfg))
     choices = grid_choices(grid) if grid else [{}]
     records: list[dict[str, Any]] = []
+    alone_records: list[dict[str, Any]] = []
     chosen = []
-    for f in range(k):
-        train = [r for r, g in zip(rows, fold, strict=True) if g != f]
-        test = [r for r, g in zip(rows, fold, strict=True) if g == f]
-        if not test:
-            continue
-        fitted = lab.fit_ranker(train) if ranker else None
-        groups = [g for g in fold if g != f]
-        model = lab.fit_refusal(train, fitted, groups) if refusal else None
-        chooser = lab.fit_quotes(train, fitted) if quotes else None
-        choice, threshold = choose(lab, train, fitted, model, choices, chooser)
-        chosen.append({"fold": f, **choice, "threshold": threshold})
-        for rec in lab.records(test, fitted, model, threshold, choice, chooser):
-            rec["fold"] = f
-            records.append(rec)
-    _write_details(details, records)
+    # Indexes of one document each, for `alone`; removed when the folds are done.
+    with tempfile.TemporaryDirectory(prefix="civicbot-alone-") as scratch:
+        for f in range(k):
+            train = [r for r, g in zip(rows, fold, strict=True) if g != f]
+            test = [r for r, g in zip(rows, fold, strict=True) if g == f]
+            if not test:
+                continue
+            fitted = lab.fit_ranker(train) if ranker else None
+            groups = [g for g in fold if g != f]
+            model = lab.fit_refusal(train, fitted, groups) if refusal else None
+            chooser = lab.fit_quotes(train, fitted) if quotes else None
+            choice, threshold = choose(lab, train, fitted, model, choices, chooser)
+            chosen.append({"fold": f, **choice, "threshold": threshold})
+            for rec in lab.records(test, fitted, model, threshold, choice, chooser):
+                records.append({**rec, "fold": f})
+            if alone:
+                for rec in lab.alone_records(test, fitted, model, threshold, choice, chooser,
+                                             Path(scratch)):
+                    alone_records.append({**rec, "fold": f, "alone": True})
+    _write_details(details, records + alone_records)
     out: dict[str, Any] = {**summarise(records), "groups": by_group(records)}
+    if alone:
+        out["alone"] = {**summarise(alone_records), "groups": by_group(alone_records)}
     if grid:
         fitted = lab.fit_ranker(rows) if ranker else None
         model = lab.fit_refusal(rows, fitted, fold) if refusal else None

@@ -55,6 +55,35 @@ def test_cross_validation_on_a_small_labelled_set(corpus_index, tmp_path):
     assert set(result["groups"]) >= {"nl", "en"}
 
 
+def test_cross_validation_asks_each_question_of_its_own_document_alone(corpus_index, tmp_path):
+    """`eval cv --alone`: the held-out questions are asked again of an index of their own
+    document only (made from the serving index's cache), with the models fitted on the
+    whole index; the serving index is left as it was."""
+    from civicbot import crossval
+    from civicbot.index.store import IndexStore
+
+    path, rows = _slice(tmp_path, 8, 4)
+    cfg, service = _service(corpus_index)
+    store = IndexStore(corpus_index.path)
+    serving, documents = store.current_generation(), store.documents()
+    details = tmp_path / "details.jsonl"
+    result = crossval.cross_validate(path, cfg, k=2, ranker=False, refusal=False,
+                                     service=service, details=details, alone=True)
+    alone = result["alone"]
+    assert (alone["n_answerable"], alone["n_unanswerable"]) == (8, 4)
+    assert 0.0 <= alone["false_refusal_rate"] <= 1.0 and "groups" in alone
+    lines = [json.loads(line) for line in details.open()]
+    asked_alone = [r for r in lines if r.get("alone")]
+    assert sorted(r["id"] for r in asked_alone) == sorted(r["id"] for r in rows)
+    gold = {r["id"]: r["gold"][0]["doc"] for r in rows if r["answerable"]}
+    for line in asked_alone:
+        if line["id"] in gold:
+            assert line["doc"] == gold[line["id"]]
+        # Only its own document was there to cite.
+        assert all(c["doc"] == line["doc"] for c in line["citations"]), line
+    assert store.current_generation() == serving and store.documents() == documents
+
+
 def test_nested_choice_of_the_quote_settings_on_a_small_labelled_set(corpus_index, tmp_path):
     """`eval cv --grid`: each fold chooses among the settings on the other folds only, and
     the held-out answers are scored with that fold's choice."""
