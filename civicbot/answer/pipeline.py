@@ -405,10 +405,16 @@ class AnswerPipeline:
         language = question.language
         numbers = sorted({q.source for q in quotes})
         lines = [say("extractive", language)]  # the quotes, in document order
+        marked: set[int] = set()
         for q in quotes:
-            lines.append(f"“{q.text}” [{numbers.index(q.source) + 1}]")
-        if any(hits[n - 1].chunk.language != language for n in numbers):
-            lines[0] += " " + say("other_language", language)
+            line = f"“{q.text}” [{numbers.index(q.source) + 1}]"
+            # The note goes with the first quote of each source in the other language, not
+            # on the header: an answer quoting an English and a Dutch passage must not say
+            # that "the source" is in Dutch.
+            if hits[q.source - 1].chunk.language != language and q.source not in marked:
+                marked.add(q.source)
+                line += " " + say("other_language", language)
+            lines.append(line)
         citations = [self._citation(i, hits[n - 1], [q for q in quotes if q.source == n])
                      for i, n in enumerate(numbers, 1)]
         return Answer(question.text, "\n".join(lines), "extractive", language, citations, hits)

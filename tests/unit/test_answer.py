@@ -1,4 +1,5 @@
 from civicbot.answer import grounding
+from civicbot.answer.extractive import Quote
 from civicbot.answer.messages import say
 from civicbot.answer.pipeline import AnswerPipeline, AnswerSettings, retrieval_query
 from civicbot.answer.prompt import build_messages
@@ -384,3 +385,22 @@ def test_the_question_is_worked_out_once_and_handed_to_the_evidence_source():
     # the follow-up was searched as the question it stands for, and quoted for it
     assert source.searched == [question.query]
     assert "2 augustus 2026" in answer.text and answer.query == question.query
+
+
+def test_the_other_language_note_goes_with_the_quote_it_is_about(monkeypatch):
+    # An answer may quote an English and a Dutch passage: "(the source is in Dutch)" on its
+    # first line would be false for the English one. The note follows each quote from a
+    # passage in the other language, once per passage.
+    english = ("From 2 August 2026 deployers of high-risk AI systems must carry out a "
+               "fundamental rights impact assessment (FRIA, art. 27) before use.")
+    hits = [_hit(english, doc="aiact.pdf", language="en"), _hit(FRIA)]
+    pipeline = _pipeline(None, hits)
+    quotes = [Quote(1, english), Quote(2, FRIA), Quote(2, FRIA)]
+    monkeypatch.setattr(pipeline, "_quotes", lambda question, hits: quotes)
+    answer = pipeline.quick("When must a FRIA (art. 27) be carried out?")
+    header, first, second, third = answer.text.split("\n")
+    note = say("other_language", "en")
+    assert header == say("extractive", "en")
+    assert first == f"“{english}” [1]"
+    assert second == f"“{FRIA}” [2] {note}" and third == f"“{FRIA}” [2]"
+    assert [c.doc for c in answer.citations] == ["aiact.pdf", "faq.pdf"]
