@@ -98,20 +98,25 @@ def folds(rows: list[dict[str, Any]], k: int) -> list[int]:
     return out
 
 
+def _plain_retriever(service: Any, embedder: Any, use: Any) -> Any:
+    """A retriever over `service`'s serving snapshot without a learned ranker, embedding
+    with `embedder` and `use` (the Lab's memos: each question is embedded once)."""
+    from dataclasses import replace
+
+    from civicbot.retrieve import Retriever
+
+    base = Retriever.from_config(service.snapshot(), embedder, service.cfg.retrieval,
+                                 service.glossary)
+    return replace(base, ranker=None, use=use)
+
+
 class Lab:
     """Fits and tries the learned models (civicbot/rank.py, civicbot/refusal.py) on labelled
     questions over the serving index, with the embeddings of each question computed once."""
 
     def __init__(self, service: Any):
-        from dataclasses import replace
-
-        from civicbot.retrieve import Retriever
-
         self.service = service
-        snapshot = service.snapshot()
-        base = Retriever.from_config(snapshot, _Memo(service.embedder), service.cfg.retrieval,
-                                     service.glossary)
-        self.base = replace(base, ranker=None, use=_Memo(shared_use()))
+        self.base = _plain_retriever(service, _Memo(service.embedder), _Memo(shared_use()))
         self._groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._kept: list[Any] = []
         self._gold_hits: dict[tuple[Any, str], Any] = {}
@@ -160,10 +165,12 @@ class Lab:
 
     def pipeline(self, ranker: Any, refusal_model: Any = None,
                  choice: dict[str, Any] | None = None, quote_model: Any = None,
-                 service: Any = None, base: Any = None) -> Any:
+                 service: Any = None, base: Any = None,
+                 threshold: float | None = None) -> Any:
         """A quoting pipeline with `ranker`, `refusal_model`, `quote_model` (None: the
         hand-set quote score) and the settings of `choice` (see `GRID`), over the serving
-        index or `service` with its retriever `base`."""
+        index or `service` with its retriever `base`; given a `threshold`, the coverage
+        threshold decides instead of any refusal model."""
         choice = choice or {}
         pipeline = (service or self.service).pipeline(
             use_model=False, retriever=self.retriever(ranker, choice, base),
@@ -171,6 +178,9 @@ class Lab:
         pipeline.settings.quote_model = quote_model
         pipeline.settings = with_choice(pipeline.settings, {
             k: v for k, v in choice.items() if k not in _RETRIEVER_FIELDS})
+        if threshold is not None:
+            pipeline.settings.refusal_model = None
+            pipeline.settings.refusal_threshold = threshold
         return pipeline
 
     def fit_quotes(self, rows: list[dict[str, Any]], ranker: Any) -> Any:
@@ -229,10 +239,8 @@ class Lab:
         choice = choice or {}
         keep = (ranker, refusal_model, quote_model)  # their ids key the memo: keep them alive
         self._kept.append(keep)
-        pipeline = self.pipeline(ranker, refusal_model, choice, quote_model)
-        if threshold is not None:
-            pipeline.settings.refusal_model = None
-            pipeline.settings.refusal_threshold = threshold
+        pipeline = self.pipeline(ranker, refusal_model, choice, quote_model,
+                                 threshold=threshold)
         variant = (id(ranker), id(refusal_model), id(quote_model),
                    tuple(sorted(choice.items())))
         searched = self._searched(ranker, choice)
@@ -288,10 +296,6 @@ class Lab:
         that document only (see `index_of_one`, made in `folder` once per document),
         answered with the models and settings fitted on the whole index, as a deployment's
         models fitted on one corpus serve another."""
-        from dataclasses import replace
-
-        from civicbot.retrieve import Retriever
-
         out = []
         for r in rows:
             doc = self.home(r)
@@ -299,15 +303,11 @@ class Lab:
                 continue
             if doc not in self._alone:
                 service = index_of_one(self.service, doc, folder / f"{len(self._alone)}")
-                base = replace(Retriever.from_config(
-                    service.snapshot(), self.base.embedder, service.cfg.retrieval,
-                    service.glossary), ranker=None, use=self.base.use)
+                base = _plain_retriever(service, self.base.embedder, self.base.use)
                 self._alone[doc] = (service, base)
             service, base = self._alone[doc]
-            pipeline = self.pipeline(ranker, refusal_model, choice, quote_model, service, base)
-            if threshold is not None:
-                pipeline.settings.refusal_model = None
-                pipeline.settings.refusal_threshold = threshold
+            pipeline = self.pipeline(ranker, refusal_model, choice, quote_model, service, base,
+                                     threshold)
             hits = pipeline.source.search(r["question"], 10) if r["answerable"] else None
             out.append({**record(r, hits, pipeline.ask(r["question"])), "doc": doc})
         return out
