@@ -229,6 +229,12 @@ async def running_bot(cfg: config_mod.Config, answerer: Any) -> AsyncIterator[Bo
             await task
 
 
+# Synapse shows at most 10 events of a room per sync unless asked for more; a flood (100
+# commands and their replies) between two syncs on a busy machine would then reach the
+# citizen with a gap, and a reply the bot did send would never be seen by the test.
+CITIZEN_FILTER = {"room": {"timeline": {"limit": 1000}}}
+
+
 class Citizen:
     """A Matrix user driven with nio, collecting every event of its rooms."""
 
@@ -252,7 +258,8 @@ class Citizen:
         await self.client.close()
 
     async def _sync(self, timeout: int) -> None:
-        resp = await self.client.sync(timeout=timeout, full_state=False)
+        resp = await self.client.sync(timeout=timeout, full_state=False,
+                                      sync_filter=CITIZEN_FILTER)
         if isinstance(resp, nio.SyncResponse):
             for room_id, info in resp.rooms.join.items():
                 self.events.setdefault(room_id, []).extend(e.source for e in info.timeline.events)
