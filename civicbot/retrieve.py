@@ -92,7 +92,7 @@ class Retriever:
     glossary: Glossary = field(default_factory=builtin)
     # The learned ranker (civicbot/rank.py); None: the hand-set fusion alone.
     ranker: rank.LinearModel | None = field(default_factory=rank.serving_ranker)
-    _translations: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    _translations: dict[str, dict[str, Translation]] = field(default_factory=dict, repr=False)
     _use_vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -277,6 +277,11 @@ class Retriever:
         terms as the glossary gives them, the other words word by word through the
         cross-lingual model's shared space; empty without that model. `language` is the
         question's (detected when not given)."""
+        return {lang_: t.text for lang_, t in self._translated(query, language).items()}
+
+    def _translated(self, query: str, language: str | None = None) -> dict[str, Translation]:
+        """`translations`, with what coverage needs of each (`Translation`), remembered for
+        the few questions being answered."""
         index = self.snapshot.crosslingual
         if not self.crosslingual or index is None:
             return {}
@@ -290,10 +295,9 @@ class Retriever:
                 continue
             known, rest = self.glossary.translate(query, question_language, language)
             words = list(dict.fromkeys(surface_words(rest)))
-            translated = index.translate_words(words, language,
-                                               (self.use or shared_use()).embed)
-            if known or translated:
-                out[language] = " ".join(known + translated)
+            pairs = index.word_pairs(words, language, (self.use or shared_use()).embed)
+            if known or pairs:
+                out[language] = Translation.of(known, pairs, question_language, language)
         if len(self._translations) > 16:
             self._translations.clear()
         self._translations[query] = out
@@ -341,8 +345,8 @@ class Retriever:
         """`coverage` of the question, or of its translation for a passage in another
         language (an English question answered by a Dutch passage), whichever is higher."""
         own = coverage(question, hit)
-        translated = self.translations(question).get(hit.chunk.language)
-        return max(own, coverage(translated, hit)) if translated else own
+        translated = self._translated(question).get(hit.chunk.language)
+        return max(own, translated.coverage(hit)) if translated else own
 
     def titles(self) -> list[str]:
         """The titles of the snapshot's documents, sorted."""
@@ -351,6 +355,49 @@ class Retriever:
     def link(self, hit: Hit, page: int | None = None) -> str:
         """Where a citation of `hit` on `page` points (see `link`)."""
         return link(self.snapshot.docs.get(hit.chunk.doc), hit, page)
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A question in another language of the corpus. `text` is what BM25 scores: the
+    glossary's terms and the other words translated one by one. `terms` is what coverage
+    counts: each of the question's terms, weighed, with the translated terms any of which
+    covers it in a passage.
+
+    A translated word weighs by the rarity of the question's own word, not of its
+    translation: the nearest neighbour of a common word ("change") is often a rare one
+    ("wijzigingsbesluit"), and weighed as rare its absence made a passage that answers look
+    poorly covered (docs/answering.md, "Term weights"). A glossary term was chosen by a
+    person and keeps its own weight."""
+
+    text: str
+    terms: tuple[tuple[float, frozenset[str]], ...]
+
+    @classmethod
+    def of(cls, glossed: Sequence[str], pairs: Sequence[tuple[str, str]], source: str,
+           target: str) -> Translation:
+        """From the glossary's terms (in `target`) and the (word, translation) pairs of the
+        other words of a question in `source`."""
+        terms: list[tuple[float, frozenset[str]]] = []
+        given = list(dict.fromkeys(t for term in glossed for t in analyse(term, target)))
+        terms += [(w, frozenset([t])) for t, w in
+                  zip(given, term_weights(given, target), strict=True)]
+        seen: set[tuple[str, ...]] = set()
+        for word, translation in pairs:
+            own, theirs = analyse(word, source), analyse(translation, target)
+            if own and theirs and tuple(own) not in seen:
+                seen.add(tuple(own))
+                terms.append((sum(term_weights(own, source)), frozenset(theirs)))
+        return cls(" ".join([*glossed, *(t for _, t in pairs)]), tuple(terms))
+
+    def coverage(self, hit: Hit) -> float:
+        """The weighted share of the question's terms the passage of `hit` covers, counted
+        in its translation (`coverage` for a passage in the question's own language)."""
+        total = sum(w for w, _ in self.terms)
+        if not total:
+            return 0.0
+        have = _passage_terms(f"{hit.chunk.heading}\n{hit.chunk.text}", hit.chunk.language)
+        return sum(w for w, theirs in self.terms if theirs & have) / total
 
 
 def coverage(question: str, hit: Hit) -> float:

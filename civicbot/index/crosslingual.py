@@ -226,6 +226,11 @@ class CrossLingualIndex:
         """`translate` for words, remembering each word's translation: questions share most
         of their words, and comparing a word with the whole vocabulary costs more than the
         rest of a quoted answer (a burst of questions is translated in one product)."""
+        return [t for _, t in self.word_pairs(words, language, embed)]
+
+    def word_pairs(self, words: Sequence[str], language: str,
+                   embed: Callable[[list[str]], np.ndarray]) -> list[tuple[str, str]]:
+        """Each of `words` that has a translation, with it, in order (`translate_words`)."""
         known = self._translations.setdefault(language, {})
         if len(known) > TRANSLATIONS_KEPT:
             known.clear()
@@ -236,7 +241,7 @@ class CrossLingualIndex:
             found = ([None] * len(missing) if not vocabulary or vectors is None
                      else nearest(embed(missing), vocabulary, vectors))
             known.update(zip(missing, found, strict=True))
-        return [t for t in (known.get(w) for w in words) if t is not None]
+        return [(w, t) for w, t in ((w, known.get(w)) for w in words) if t is not None]
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

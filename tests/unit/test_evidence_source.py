@@ -78,3 +78,23 @@ def test_term_weights_are_high_for_rare_words_and_numbers_and_low_for_function_w
     assert de < regering < spaarrente == year
     the, government = term_weights(analyse("the government", "en"), "en")
     assert the < government
+
+
+def test_a_translated_word_weighs_as_the_question_s_own_word_not_as_its_translation():
+    """The nearest Dutch word of a common English word can be a rare one: weighed as that
+    rare word, its absence from a passage that answers (permits for parking, in Dutch) made
+    the passage look poorly covered, and cross-lingual questions were refused twice as often
+    as others."""
+    from civicbot.records import Chunk, Hit
+    from civicbot.retrieve import Translation, coverage
+
+    text = ("Een vergunning voor parkeren vraagt u aan bij de gemeente. De vergunning kost "
+            "120 euro per jaar.")
+    hit = Hit(Chunk("p.pdf", 0, 1, 1, 0, len(text), "", text, "nl"), "p", 1.0)
+    pairs = [("change", "wijzigingsbesluit"), ("parking", "parkeren"), ("permit", "vergunning"),
+             ("permits", "vergunning")]
+    translation = Translation.of(["gemeente"], pairs, "en", "nl")
+    assert translation.text == "gemeente wijzigingsbesluit parkeren vergunning vergunning"
+    assert len(translation.terms) == 4  # "permits" is "permit" again: counted once
+    assert translation.coverage(hit) > 0.8 > 0.6 > coverage(translation.text, hit)
+    assert Translation.of([], [], "en", "nl").coverage(hit) == 0.0
