@@ -183,14 +183,17 @@ class Lab:
             pipeline.settings.refusal_threshold = threshold
         return pipeline
 
-    def fit_quotes(self, rows: list[dict[str, Any]], ranker: Any) -> Any:
-        """The learned quote chooser (civicbot/quoting.py) fitted on the answerable `rows`:
-        a candidate sentence states the answer when it holds one of the question's key
-        strings."""
+    def fit_quotes(self, rows: list[dict[str, Any]], ranker: Any,
+                   choice: dict[str, Any] | None = None) -> Any:
+        """The learned quote chooser (civicbot/quoting.py) fitted on the answerable `rows`,
+        on the passages retrieved with the retrieval settings of `choice` (the others do
+        not change what it learns from): a candidate sentence states the answer when it
+        holds one of the question's key strings."""
         from civicbot.quoting import fit_quotes
 
-        pipeline = self.pipeline(ranker)
-        searched = self._searched(ranker, {})
+        retrieval = _retrieval_part(choice)
+        pipeline = self.pipeline(ranker, choice=retrieval)
+        searched = self._searched(ranker, retrieval)
         groups = []
         for r in rows:
             if not r["answerable"]:
@@ -372,20 +375,32 @@ def objective(summary: dict[str, Any]) -> float:
         summary.get("citation_accuracy", 0.0))
 
 
+def _retrieval_part(choice: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (choice or {}).items() if k in _RETRIEVER_FIELDS}
+
+
 def choose(lab: Lab, rows: list[dict[str, Any]], ranker: Any, model: Any,
            choices: list[dict[str, Any]],
-           quote_model: Any = None) -> tuple[dict[str, Any], float | None]:
-    """The choice (and, without `model`, the coverage threshold calibrated with it) that
-    does best by `objective` on `rows`; the first on a tie."""
-    best: tuple[float, dict[str, Any], float | None] | None = None
+           quotes: bool = True) -> tuple[dict[str, Any], float | None, Any]:
+    """The choice that does best by `objective` on `rows` (the first on a tie), with what
+    was fitted on `rows` for it: without `model`, the coverage threshold; with `quotes`, the
+    quote chooser. The chooser is fitted again for each retrieval setting, since retrieval
+    decides which sentences it learns from: fitted on today's retrieval only, it held every
+    other retrieval setting back."""
+    choosers: dict[tuple[Any, ...], Any] = {}
+    best: tuple[float, dict[str, Any], float | None, Any] | None = None
     for choice in choices:
+        retrieval = tuple(sorted(_retrieval_part(choice).items()))
+        if retrieval not in choosers:
+            choosers[retrieval] = lab.fit_quotes(rows, ranker, choice) if quotes else None
+        chooser = choosers[retrieval]
         threshold = None if model is not None else lab.threshold(rows, ranker, choice)
         score = objective(summarise(lab.records(rows, ranker, model, threshold, choice,
-                                                quote_model)))
+                                                chooser)))
         if best is None or score > best[0] + 1e-9:
-            best = (score, choice, threshold)
+            best = (score, choice, threshold, chooser)
     assert best is not None
-    return best[1], best[2]
+    return best[1], best[2], best[3]
 
 
 def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
@@ -424,8 +439,7 @@ def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
             fitted = lab.fit_ranker(train) if ranker else None
             groups = [g for g in fold if g != f]
             model = lab.fit_refusal(train, fitted, groups) if refusal else None
-            chooser = lab.fit_quotes(train, fitted) if quotes else None
-            choice, threshold = choose(lab, train, fitted, model, choices, chooser)
+            choice, threshold, chooser = choose(lab, train, fitted, model, choices, quotes)
             chosen.append({"fold": f, **choice, "threshold": threshold})
             for rec in lab.records(test, fitted, model, threshold, choice, chooser):
                 records.append({**rec, "fold": f})
@@ -440,8 +454,7 @@ def cross_validate(path: Path, cfg: Config, k: int = 5, ranker: bool = True,
     if grid:
         fitted = lab.fit_ranker(rows) if ranker else None
         model = lab.fit_refusal(rows, fitted, fold) if refusal else None
-        chooser = lab.fit_quotes(rows, fitted) if quotes else None
-        choice, threshold = choose(lab, rows, fitted, model, choices, chooser)
+        choice, threshold, _ = choose(lab, rows, fitted, model, choices, quotes)
         out["chosen"] = chosen
         out["whole"] = {**choice, "threshold": threshold}
     return out

@@ -107,9 +107,8 @@ def test_nested_choice_of_the_quote_settings_on_a_small_labelled_set(corpus_inde
     for chosen in result["chosen"]:
         fitting = [r for r, f in zip(rows, fold, strict=True) if f != chosen["fold"]]
         held_out = [r for r, f in zip(rows, fold, strict=True) if f == chosen["fold"]]
-        chooser = lab.fit_quotes(fitting, None)  # the quote chooser, fitted the same way
-        choice, threshold = crossval.choose(lab, fitting, None, None,
-                                            crossval.grid_choices(grid), chooser)
+        choice, threshold, chooser = crossval.choose(lab, fitting, None, None,
+                                                     crossval.grid_choices(grid))
         assert {**choice, "threshold": threshold} == {k: v for k, v in chosen.items()
                                                       if k != "fold"}
         records += lab.records(held_out, None, None, threshold, choice, chooser)

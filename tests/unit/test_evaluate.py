@@ -29,3 +29,36 @@ def test_an_unanswerable_question_above_the_allowance_is_given_up():
 def test_calibration_needs_answerable_questions():
     with pytest.raises(ConfigError):
         calibrate([(0.1, False)])
+
+
+def test_a_nested_choice_fits_the_quote_chooser_again_for_each_retrieval_setting():
+    """Retrieval decides which sentences the chooser learns from: a chooser fitted on
+    today's retrieval only held every other retrieval setting back in `eval cv --grid`.
+    Settings of the answer alone share one chooser."""
+    from civicbot import crossval
+
+    class Lab:  # an honest small stand-in: scores are given per choice
+        def __init__(self):
+            self.fitted = []
+
+        def fit_quotes(self, rows, ranker, choice=None):
+            self.fitted.append(crossval._retrieval_part(choice))
+            return f"chooser {len(self.fitted)}"
+
+        def threshold(self, rows, ranker, choice):
+            return 0.25
+
+        def records(self, rows, ranker, model, threshold, choice, chooser):
+            good = choice["neighbour_weight"] == 0.0 and choice["sentences"] == 2
+            return [{"answerable": True, "mode": "extractive", "refused": False, "key_fact": good,
+                     "citations": [], "gold_rank": 1, "seconds": 0.0}]
+
+    lab = Lab()
+    grid = {"neighbour_weight": (0.3, 0.0), "sentences": (4, 2)}
+    choice, threshold, chooser = crossval.choose(lab, [], None, None,
+                                                 crossval.grid_choices(grid))
+    assert choice == {"neighbour_weight": 0.0, "sentences": 2} and threshold == 0.25
+    assert lab.fitted == [{"neighbour_weight": 0.3}, {"neighbour_weight": 0.0}]
+    assert chooser == "chooser 2"
+    assert crossval.choose(Lab(), [], None, None, crossval.grid_choices(grid),
+                           quotes=False)[2] is None
