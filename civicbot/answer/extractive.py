@@ -310,6 +310,21 @@ def pick(scored: Sequence[Quote], rules: QuoteRules = RULES) -> list[Quote]:
     return picked
 
 
+REPEAT_SHARE = 0.8  # of the shorter sentence's word trigrams (docs/answering.md, "Repeats")
+
+
+def repeats(a: str, b: str, share: float = REPEAT_SHARE) -> bool:
+    """Whether two quotes say the same: at least `share` of the shorter one's word trigrams
+    are in the other. Passages overlap by 40 words and a list is quotable whole and item by
+    item, so the same sentence can be picked twice, cut differently."""
+    def trigrams(text: str) -> set[tuple[str, ...]]:
+        words = re.findall(r"\w+", text.casefold())
+        return {tuple(words[i:i + 3]) for i in range(max(1, len(words) - 2))}
+
+    x, y = trigrams(a), trigrams(b)
+    return len(x & y) >= share * min(len(x), len(y))
+
+
 def focus(question: str, passage: str, max_words: int = 110) -> str:
     """The part of `passage` around its sentence most relevant to `question`, about
     `max_words` long: small models read faster and stray less with less text."""

@@ -32,6 +32,7 @@ from civicbot.answer.extractive import (
     best_sentences,
     candidates,
     quote_pages,
+    repeats,
     short_quote,
 )
 from civicbot.answer.messages import say
@@ -404,15 +405,28 @@ class AnswerPipeline:
             return self._refusal(question, hits)
         language = question.language
         numbers = sorted({q.source for q in quotes})
-        lines = [say("extractive", language)]  # the quotes, in document order
-        marked: set[int] = set()
+        # The quotes, in document order; a sentence picked twice (overlapping passages, a
+        # list and its item) is shown once, the longer cut, with each source it came from.
+        shown: list[tuple[str, list[int]]] = []
         for q in quotes:
-            line = f"“{q.text}” [{numbers.index(q.source) + 1}]"
+            number = numbers.index(q.source) + 1
+            same = next((i for i, (text, _) in enumerate(shown) if repeats(q.text, text)), None)
+            if same is None:
+                shown.append((q.text, [number]))
+                continue
+            text, cited = shown[same]
+            shown[same] = (max(text, q.text, key=len),
+                           cited if number in cited else [*cited, number])
+        lines = [say("extractive", language)]
+        marked: set[int] = set()
+        for text, cited in shown:
+            line = f"“{text}” [{', '.join(map(str, cited))}]"
             # The note goes with the first quote of each source in the other language, not
             # on the header: an answer quoting an English and a Dutch passage must not say
             # that "the source" is in Dutch.
-            if hits[q.source - 1].chunk.language != language and q.source not in marked:
-                marked.add(q.source)
+            foreign = [n for n in cited if hits[numbers[n - 1] - 1].chunk.language != language]
+            if any(n not in marked for n in foreign):
+                marked.update(foreign)
                 line += " " + say("other_language", language)
             lines.append(line)
         citations = [self._citation(i, hits[n - 1], [q for q in quotes if q.source == n])

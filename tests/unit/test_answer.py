@@ -393,14 +393,32 @@ def test_the_other_language_note_goes_with_the_quote_it_is_about(monkeypatch):
     # passage in the other language, once per passage.
     english = ("From 2 August 2026 deployers of high-risk AI systems must carry out a "
                "fundamental rights impact assessment (FRIA, art. 27) before use.")
-    hits = [_hit(english, doc="aiact.pdf", language="en"), _hit(FRIA)]
+    more = "De FRIA wordt gemeld bij de markttoezichtautoriteit met het ingevulde sjabloon."
+    hits = [_hit(english, doc="aiact.pdf", language="en"), _hit(f"{FRIA} {more}")]
     pipeline = _pipeline(None, hits)
-    quotes = [Quote(1, english), Quote(2, FRIA), Quote(2, FRIA)]
+    quotes = [Quote(1, english), Quote(2, FRIA), Quote(2, more)]
     monkeypatch.setattr(pipeline, "_quotes", lambda question, hits: quotes)
     answer = pipeline.quick("When must a FRIA (art. 27) be carried out?")
     header, first, second, third = answer.text.split("\n")
     note = say("other_language", "en")
     assert header == say("extractive", "en")
     assert first == f"“{english}” [1]"
-    assert second == f"“{FRIA}” [2] {note}" and third == f"“{FRIA}” [2]"
+    assert second == f"“{FRIA}” [2] {note}" and third == f"“{more}” [2]"
     assert [c.doc for c in answer.citations] == ["aiact.pdf", "faq.pdf"]
+
+
+def test_a_sentence_picked_twice_is_quoted_once_with_each_of_its_sources(monkeypatch):
+    # Passages overlap by 40 words, and a list is quotable whole and item by item: the same
+    # sentence, cut differently, came twice in one answer (29 of train.jsonl's 259). It is
+    # shown once, the longer cut, citing every passage it came from.
+    cut = FRIA[FRIA.index("gebruiksverantwoordelijken"):]
+    hits = [_hit(FRIA), _hit(f"{cut} Daarna volgt de melding.", doc="faq2.pdf"),
+            _hit(FINES, doc="aiact.pdf", language="en")]
+    pipeline = _pipeline(None, hits)
+    quotes = [Quote(1, FRIA), Quote(2, cut), Quote(3, FINES)]
+    monkeypatch.setattr(pipeline, "_quotes", lambda question, hits: quotes)
+    answer = pipeline.quick("Wanneer moet een FRIA (art. 27) worden uitgevoerd?")
+    header, first, second = answer.text.split("\n")
+    assert first == f"“{FRIA}” [1, 2]"
+    assert second == f"“{FINES}” [3] {say('other_language', 'nl')}"
+    assert [c.doc for c in answer.citations] == ["faq.pdf", "faq2.pdf", "aiact.pdf"]

@@ -146,3 +146,16 @@ def test_with_the_chooser_a_figure_is_quoted_from_a_top_passage_or_its_neighbour
 
     assert "5 %" in ask([after]) and "3 %" not in ask([after])
     assert "3 %" not in ask([])  # the sixth passage does not compete
+
+
+def test_repeats_are_the_same_sentence_cut_differently_not_sentences_that_share_words():
+    from civicbot.answer.extractive import repeats
+
+    full = ("To complement this system, the Commission may take individual decisions "
+            "designating a general-purpose AI model as a model with systemic risk.")
+    assert repeats(full, full[full.index("the Commission"):])
+    assert repeats("• Voorgelegde wijzigingsvoorstellen voor het 7e actieprogramma.",
+                   "Geadviseerd besluit: • Voorgelegde wijzigingsvoorstellen voor het 7e "
+                   "actieprogramma.")
+    assert not repeats(full, "The Commission may take individual decisions on fines for "
+                             "providers of general-purpose AI models.")
