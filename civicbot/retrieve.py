@@ -367,8 +367,8 @@ class Translation:
     A translated word weighs by the rarity of the question's own word, not of its
     translation: the nearest neighbour of a common word ("change") is often a rare one
     ("wijzigingsbesluit"), and weighed as rare its absence made a passage that answers look
-    poorly covered (docs/answering.md, "Term weights"). A glossary term was chosen by a
-    person and keeps its own weight."""
+    poorly covered (docs/answering.md, "A translated word weighs as the question's own
+    word"). A glossary term was chosen by a person and keeps its own weight."""
 
     text: str
     terms: tuple[tuple[float, frozenset[str]], ...]
