@@ -407,25 +407,24 @@ class AnswerPipeline:
         numbers = sorted({q.source for q in quotes})
         # The quotes, in document order; a sentence picked twice (overlapping passages, a
         # list and its item) is shown once, the longer cut, with each source it came from.
-        shown: list[tuple[str, list[int]]] = []
+        shown: list[tuple[str, list[int]]] = []  # (text, the passages it is quoted from)
         for q in quotes:
-            number = numbers.index(q.source) + 1
             same = next((i for i, (text, _) in enumerate(shown) if repeats(q.text, text)), None)
             if same is None:
-                shown.append((q.text, [number]))
+                shown.append((q.text, [q.source]))
                 continue
-            text, cited = shown[same]
+            text, sources = shown[same]
             shown[same] = (max(text, q.text, key=len),
-                           cited if number in cited else [*cited, number])
+                           sources if q.source in sources else [*sources, q.source])
         lines = [say("extractive", language)]
         marked: set[int] = set()
-        for text, cited in shown:
-            line = f"“{text}” [{', '.join(map(str, cited))}]"
+        for text, sources in shown:
+            line = f"“{text}” [{', '.join(str(numbers.index(s) + 1) for s in sources)}]"
             # The note goes with the first quote of each source in the other language, not
             # on the header: an answer quoting an English and a Dutch passage must not say
             # that "the source" is in Dutch.
-            foreign = [n for n in cited if hits[numbers[n - 1] - 1].chunk.language != language]
-            if any(n not in marked for n in foreign):
+            foreign = [s for s in sources if hits[s - 1].chunk.language != language]
+            if any(s not in marked for s in foreign):
                 marked.update(foreign)
                 line += " " + say("other_language", language)
             lines.append(line)
