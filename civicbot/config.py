@@ -46,6 +46,8 @@ class RetrievalConfig:
     crosslingual_weight: float = 1.0  # for passages in the other language than the question
     crosslingual_weight_same_language: float = 0.3
     neighbour_weight: float = 0.3
+    # BM25 scores compared within each language, not pooled (docs/retrieval.md).
+    lexical_by_language: bool = True
     # A file of Dutch<TAB>English term pairs added to the built-in glossary (civicbot/glossary.py).
     glossary: str = ""
 

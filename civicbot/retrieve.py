@@ -36,6 +36,26 @@ CANDIDATES = 100  # per signal; the union is fused
 TRANSLATION_WEIGHT = 0.5  # a translated match is weaker evidence than the question's own words
 
 
+def centred_by_language(scores: np.ndarray, languages: np.ndarray) -> np.ndarray:
+    """`scores` as z-scores, except that each language's are centred on that language's own
+    mean: (s - mean of its language) / std of all. A question's words match passages in its
+    own language directly and passages in the other language only through a word-by-word
+    translation at `TRANSLATION_WEIGHT`, so pooled BM25 puts every other-language passage
+    below the own-language ones whatever they say. Centred per language, a passage counts by
+    how far it stands above the others of its language, as in merging the results of two
+    collections (docs/retrieval.md, "Each language on its own scale"). The spread stays the
+    pooled one: a language with few candidates is not stretched to look as decisive. With
+    one language it is `rank.zscore`."""
+    std = float(scores.std())
+    if std <= 1e-9:
+        return np.zeros_like(scores, dtype=float)
+    centred = np.empty(len(scores), dtype=float)
+    for language in np.unique(languages):
+        own = languages == language
+        centred[own] = scores[own] - scores[own].mean()
+    return centred / std
+
+
 def neighbour_boost(scores: np.ndarray, docs: np.ndarray, weight: float) -> np.ndarray:
     """max(f, (1 - weight) f + weight max(f[prev], f[next])) where prev and next are the
     adjacent passages of the same document; -inf (not a candidate) stays -inf and never
@@ -85,6 +105,8 @@ class Retriever:
     crosslingual_weight_same: float = _DEFAULTS.crosslingual_weight_same_language
     crosslingual_weight_other: float = _DEFAULTS.crosslingual_weight
     neighbour_weight: float = _DEFAULTS.neighbour_weight
+    # BM25 centred on each language's own mean (`centred_by_language`), not pooled.
+    lexical_by_language: bool = _DEFAULTS.lexical_by_language
     # How much a match of the question's word-by-word translation counts against a match of
     # its own words (for a passage in another language).
     translation_weight: float = TRANSLATION_WEIGHT
@@ -105,6 +127,7 @@ class Retriever:
                    crosslingual_weight_same=cfg.crosslingual_weight_same_language,
                    crosslingual_weight_other=cfg.crosslingual_weight,
                    neighbour_weight=cfg.neighbour_weight,
+                   lexical_by_language=cfg.lexical_by_language,
                    glossary=glossary or builtin())
 
     def search(self, query: str | Question, k: int = 10,
@@ -154,7 +177,9 @@ class Retriever:
         if len(candidates) == 0:
             return None
         base = np.full(n_chunks, -np.inf)
-        base[candidates] = ((1 - self.dense_weight) * rank.zscore(lexical[candidates])
+        lexical_z = (centred_by_language(lexical[candidates], languages[candidates])
+                     if self.lexical_by_language else rank.zscore(lexical[candidates]))
+        base[candidates] = ((1 - self.dense_weight) * lexical_z
                             + self.dense_weight * rank.zscore(dense[candidates]))
         if cross is not None:
             weight = np.where(languages[candidates] == question_language,

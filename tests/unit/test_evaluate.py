@@ -26,6 +26,22 @@ def test_an_unanswerable_question_above_the_allowance_is_given_up():
     assert threshold == pytest.approx(0.25)
 
 
+def test_false_refusals_are_not_spent_where_they_buy_less_than_they_cost():
+    # 20 answerable questions (2 may be refused) and 20 unanswerable ones. Refusing the
+    # unanswerable 0.5 too would refuse the answerable 0.4 and 0.45: 1/20 more of the
+    # unanswerable questions for 2/20 more of the answerable ones. The budget allows it;
+    # it is a bad trade, and the threshold stays below 0.4.
+    answerable = [0.4, 0.45] + [0.6 + 0.01 * i for i in range(18)]
+    unanswerable = [0.1 + 0.01 * i for i in range(19)] + [0.5]
+    pairs = [(s, True) for s in answerable] + [(s, False) for s in unanswerable]
+    threshold = calibrate(pairs, max_false_refusals=0.1)
+    assert threshold == pytest.approx((0.28 + 0.4) / 2)
+    assert not any(s < threshold for s in answerable)
+    # When the one more refused is worth it (5 unanswerable questions), it is bought.
+    few = [(s, True) for s in answerable] + [(s, False) for s in (0.1, 0.15, 0.2, 0.25, 0.5)]
+    assert calibrate(few, max_false_refusals=0.1) == pytest.approx(0.55)
+
+
 def test_calibration_needs_answerable_questions():
     with pytest.raises(ConfigError):
         calibrate([(0.1, False)])
