@@ -23,7 +23,7 @@ from civicbot.index.lexical import LexicalIndex
 from civicbot.index.store import Snapshot, lexical_text
 from civicbot.lang import words
 from civicbot.records import Chunk
-from civicbot.retrieve import Retriever, neighbour_boost
+from civicbot.retrieve import Retriever, centred_by_language, neighbour_boost
 from tests.fakes import HashingEmbedder
 
 
@@ -97,6 +97,23 @@ def test_neighbour_boost_lifts_passages_next_to_strong_ones_in_the_same_document
     got = neighbour_boost(scores, np.array(["a", "a", "a", "b"]), 0.3)
     assert got[0] == -np.inf and got[1] == pytest.approx(0.7 * 1 + 0.3 * 5)
     assert got[2] == 5.0 and got[3] == 0.0  # a stronger passage is not pulled down
+
+
+def test_keyword_scores_are_centred_on_their_own_language():
+    """A Dutch question's BM25 for English passages comes through a half-weight translation,
+    so it is low for all of them: pooled, the best English passage scores below the average
+    Dutch one; centred per language, it stands above as far as it stands above its own."""
+    scores = np.array([10.0, 8.0, 6.0, 3.0, 1.0, 1.0])
+    languages = np.array(["nl", "nl", "nl", "en", "en", "en"])
+    pooled = (scores - scores.mean()) / scores.std()
+    centred = centred_by_language(scores, languages)
+    assert pooled[3] < 0 < centred[3]
+    # The spread stays the pooled one: within each language the gaps are as before.
+    assert centred[0] - centred[2] == pytest.approx(pooled[0] - pooled[2])
+    assert centred[3] - centred[4] == pytest.approx(pooled[3] - pooled[4])
+    # One language: plain z-scores; no spread: all zero.
+    assert centred_by_language(scores, np.array(["nl"] * 6)) == pytest.approx(pooled)
+    assert not centred_by_language(np.ones(3), np.array(["nl", "en", "en"])).any()
 
 
 def _snapshot(chunks: list[Chunk], use: BilingualEmbedder) -> Snapshot:
