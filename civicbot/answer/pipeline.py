@@ -237,7 +237,9 @@ class AnswerPipeline:
         """The evidence features the refusal classifier decides on (civicbot/refusal.py)."""
         searched = hits[: self.settings.top_k]
         query, what = question.query, question.asked
-        texts = [f"{h.title}\n{h.chunk.heading}\n{h.chunk.text}" for h in hits]
+        # The question's numbers are looked for where an answer could quote them (its names
+        # in the top three): see `confidence`.
+        texts = [f"{h.title}\n{h.chunk.heading}\n{h.chunk.text}" for h in self._quotable(hits)]
         covers = [self.source.coverage(query, h) for h in searched[:3]]
         typed = None
         kind_held = False
@@ -261,10 +263,14 @@ class AnswerPipeline:
         coverage by a sentence (with its neighbours) that holds the kind of fact asked for,
         when the question asks for a number, amount, date or duration (see
         docs/answering.md); and 0 when the question names a number (a year, a version, an
-        amount) that no passage has."""
+        amount) that none of the passages an answer may quote has."""
         query, what = question.query, question.asked
         passage = max((self.source.coverage(query, h) for h in hits[:3]), default=0.0)
-        texts = [f"{h.title}\n{h.chunk.heading}\n{h.chunk.text}" for h in hits]
+        # A number is looked for in the passages an answer may quote, not in every passage
+        # retrieved: "Qredits in 2024" is not answered by the Tozo passages because a
+        # passage sixth on disability policy says "on average in 2024" (docs/answering.md,
+        # "Where a named number must stand").
+        texts = [f"{h.title}\n{h.chunk.heading}\n{h.chunk.text}" for h in self._quotable(hits)]
         if any(not any(fact_present(f, t) for t in texts) for f in named_numbers(query)):
             return 0.0
         # A name is too common in text to tell an answer from a mention.
@@ -272,6 +278,12 @@ class AnswerPipeline:
             return passage
         return min(passage, max((self.source.coverage(query, h)
                                  for h in _typed_windows(hits, what)), default=0.0))
+
+    def _quotable(self, hits: list[Hit]) -> list[Hit]:
+        """The passages an answer may quote: the top `quote_sources` and their neighbours."""
+        ranks = _ranks(hits, self.settings.top_k)
+        return [h for h, r in zip(hits, ranks, strict=True)
+                if r <= self.settings.quote_sources + 0.5]
 
     # ---- the outcomes ---------------------------------------------------------------------
 

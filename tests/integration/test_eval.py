@@ -61,7 +61,10 @@ def test_dev_answers_reach_the_key_fact_and_refusal_targets_by_quoting_alone(cor
     (docs/answering.md, "Quote constants"), they are 0.62. Refusals (target 0.75) are not
     met; these floors guard the figures, and the cross-validated ones, which say more, are
     guarded by the test below. Citation accuracy (0.52, target 0.75) is reported, not
-    asserted."""
+    asserted. BM25 centred per language (docs/retrieval.md) let a year in a sixth passage on
+    another subject count for "Qredits in 2024" and refusals fell to 0.47, which this test
+    caught; a named number now counts only where an answer may quote it (chosen on train's
+    cross-validation, where it won every figure), and dev's refusals are 0.53."""
     from civicbot import config as config_mod
     from civicbot import evaluate
     from civicbot.service import Service

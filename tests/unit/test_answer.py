@@ -422,3 +422,18 @@ def test_a_sentence_picked_twice_is_quoted_once_with_each_of_its_sources(monkeyp
     assert first == f"“{FRIA}” [1, 2]"
     assert second == f"“{FINES}” [3] {say('other_language', 'nl')}"
     assert [c.doc for c in answer.citations] == ["faq.pdf", "faq2.pdf", "aiact.pdf"]
+
+
+def test_a_year_the_question_names_must_stand_where_the_answer_could_quote_it():
+    """"Qredits in 2024" was answered from the Tozo passages (2021) because the sixth
+    passage retrieved, on another subject, said "in 2024": a named number counts only in
+    the passages an answer may quote (the top three and their neighbours)."""
+    loan = _hit("Qredits rekent op het Corona Overbruggingskrediet het eerste jaar 2% rente.",
+                doc="tozo.pdf", page=1)
+    other = [_hit(f"Passage {i} over iets anders.", doc=f"d{i}.pdf") for i in range(4)]
+    elsewhere = _hit("Het aandeel huishoudens was in 2024 gemiddeld 8%.", doc="eprs.pdf")
+    question = "Hoeveel rente rekent Qredits in 2024 op een microkrediet?"
+    lower = _pipeline(None, [loan, *other, elsewhere]).ask(question)
+    assert lower.refused and not any(c.doc == "tozo.pdf" for c in lower.citations)
+    within = _pipeline(None, [loan, elsewhere, *other]).ask(question)
+    assert not within.refused and within.citations[0].doc == "tozo.pdf"
