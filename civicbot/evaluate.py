@@ -161,7 +161,7 @@ def calibrate(pairs: list[tuple[float, bool]], max_false_refusals: float = 0.1) 
 
     Spending the whole budget instead (the rule until docs/answering.md, "The refusal
     threshold's rule") refused five answerable questions of train.jsonl to refuse one more
-    unanswerable one, and made the threshold jump between folds (0.21-0.32)."""
+    unanswerable one."""
     answerable = sorted(s for s, a in pairs if a)
     unanswerable = [s for s, a in pairs if not a]
     if not answerable:
