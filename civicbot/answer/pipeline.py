@@ -239,7 +239,7 @@ class AnswerPipeline:
         query, what = question.query, question.asked
         # The question's numbers are looked for where an answer could quote them (its names
         # in the top three): see `confidence`.
-        texts = [f"{h.title}\n{h.chunk.heading}\n{h.chunk.text}" for h in self._quotable(hits)]
+        texts = self._quotable_texts(hits)
         covers = [self.source.coverage(query, h) for h in searched[:3]]
         typed = None
         kind_held = False
@@ -270,7 +270,7 @@ class AnswerPipeline:
         # retrieved: "Qredits in 2024" is not answered by the Tozo passages because a
         # passage sixth on disability policy says "on average in 2024" (docs/answering.md,
         # "Where a named number must stand").
-        texts = [f"{h.title}\n{h.chunk.heading}\n{h.chunk.text}" for h in self._quotable(hits)]
+        texts = self._quotable_texts(hits)
         if any(not any(fact_present(f, t) for t in texts) for f in named_numbers(query)):
             return 0.0
         # A name is too common in text to tell an answer from a mention.
@@ -279,11 +279,17 @@ class AnswerPipeline:
         return min(passage, max((self.source.coverage(query, h)
                                  for h in _typed_windows(hits, what)), default=0.0))
 
-    def _quotable(self, hits: list[Hit]) -> list[Hit]:
-        """The passages an answer may quote: the top `quote_sources` and their neighbours."""
-        ranks = _ranks(hits, self.settings.top_k)
-        return [h for h, r in zip(hits, ranks, strict=True)
-                if r <= self.settings.quote_sources + 0.5]
+    def _quotable(self, hits: list[Hit]) -> list[int]:
+        """The numbers (1-based) of the passages an answer may quote: the top
+        `quote_sources` and their neighbours (a neighbour ranks half a place below the
+        passage it neighbours)."""
+        return [i + 1 for i, rank in enumerate(_ranks(hits, self.settings.top_k))
+                if rank <= self.settings.quote_sources + 0.5]
+
+    def _quotable_texts(self, hits: list[Hit]) -> list[str]:
+        """Title, heading and text of each passage an answer may quote (`_quotable`)."""
+        return [f"{hits[n - 1].title}\n{hits[n - 1].chunk.heading}\n{hits[n - 1].chunk.text}"
+                for n in self._quotable(hits)]
 
     # ---- the outcomes ---------------------------------------------------------------------
 
@@ -384,9 +390,7 @@ class AnswerPipeline:
         few = what is not None and what.kind != "name" and self.settings.all_compete
         model = self.settings.quote_model
         if model is not None:
-            ranks = _ranks(hits, self.settings.top_k)
-            allowed = {i + 1 for i, rank in enumerate(ranks)
-                       if few or rank <= self.settings.quote_sources + 0.5}
+            allowed = set(range(1, len(hits) + 1)) if few else set(self._quotable(hits))
             quotes, x = self.sentence_features(question, hits)
             chosen = quoting.choose(model, quotes, x, allowed, self.settings.quote_rules)
             return [q for q in chosen if not INSTRUCTION.search(q.text)]
