@@ -36,8 +36,9 @@ _ASKS = {
         r"wanneer .{0,60}\b(in werking|van toepassing|ingaan|(gaat|gaan) .{1,40} in\s*(\?|$)))",
         re.I),
     "duration": re.compile(
-        r"\b(hoe lang|hoe vaak|binnen welke (termijn|periode|tijd)|binnen hoeveel|looptijd|"
-        r"how long|how often|for how long|within (what|which|how many)|what period)\b", re.I),
+        r"\b(hoe lang|hoe vaak|hoe snel|hoe spoedig|binnen welke (termijn|periode|tijd)|"
+        r"binnen hoeveel|looptijd|how long|how often|how quickly|how soon|for how long|"
+        r"within (what|which|how many)|what period)\b", re.I),
     "amount": re.compile(
         r"\b((wat|hoeveel) (kost|kosten)|hoe duur|wat betaal|"
         r"how much (does|do|did|will|would) .{1,60} cost|what (does|do) .{1,60} cost|"

@@ -135,6 +135,10 @@ def test_answer_types_of_questions_and_sentences():
     assert asked("Hoeveel rijkskennisinstellingen zijn er?").kind == "number"
     assert asked("From what date do the rules apply?").kind == "date"
     assert asked("For how long is the chair appointed?").kind == "duration"
+    # "how quickly" asks how long it may take: "within 2 weeks", "binnen drie maanden"
+    assert asked("How quickly must the provider report it?").kind == "duration"
+    assert asked("Hoe snel moet de autoriteit beslissen?").kind == "duration"
+    assert Asked("duration").held_by("It shall notify the Commission within 2 weeks.")
     assert asked("Wat kost een parkeervergunning?").kind == "amount"
     assert Asked("amount").held_by("De rente bedraagt 2%.")
     assert not Asked("amount").held_by("Er zijn 24 pagina's onderzocht.")
