@@ -126,6 +126,10 @@ class Asked:
             return _holds_name(text, self.question_words)
         if self.kind == "date":  # "Verordening (EU) 2024/1689" names a law, not a date
             text = _REFERENCE.sub(" ", text)
+            # A law dates by reference as often as by the calendar: "within one month",
+            # "24 months after its entry into force" answer "by when" / "from when".
+            if _HOLDS["duration"].search(text):
+                return True
         if self.kind == "number":
             text = _NOT_A_QUANTITY.sub(" ", text)
             if self.counted:

@@ -169,6 +169,11 @@ def test_when_something_starts_to_apply_asks_for_a_date():
     assert not date.held_by("Zie artikel 75 van Verordening (EU) 2024/1689 en Woo/2023/035.")
     assert date.held_by("Verordening (EU) 2024/1689 is op 1 augustus 2024 in werking getreden.")
     assert date.held_by("Het verzoek is op 12/05/2023 ontvangen.")
+    # A law dates by reference as often as by the calendar: "by when" is answered by "within
+    # one month", "from when" by "24 months after its entry into force".
+    assert date.held_by("The controller shall inform the data subject within one month.")
+    assert date.held_by("Deze verordening is van toepassing 24 maanden na de inwerkingtreding.")
+    assert not date.held_by("De Commissie stelt richtsnoeren op voor de aanbieders.")
 
 
 def test_quotes_favour_the_sentence_with_the_kind_of_fact_asked_for():
