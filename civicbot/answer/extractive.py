@@ -66,14 +66,19 @@ _NUMBER_WORDS = (
 # maand" answer "how long" as well as "drie maanden" does.
 _SOME = (r"een|één|one|an?|aantal|enkele|paar|meerdere|several|few|number of|couple of|"
          r"a couple of")
+_PERIOD = (rf"\b(\d+|{_NUMBER_WORDS}|{_SOME})[ -](\w+ )?(jaar|jaren|maand|maanden|week|weken|"
+           r"dag|dagen|uur|uren|kalenderdagen|werkdagen|year|years|month|months|weeks|day|days|"
+           r"hour|hours)\b")
+# A moment fixed by reference: "within one month", "24 maanden na de inwerkingtreding", "not
+# later than 72 hours after". A period alone is not one ("met twee maanden verlengd").
+_RELATIVE = re.compile(
+    rf"\b(within|binnen|uiterlijk|later than)\s+({_PERIOD})|({_PERIOD})\s+(after|following|"
+    r"from|before|na|nadat|vanaf|voor|vóór)\b", re.I)
 _HOLDS = {
     "amount": re.compile(r"€|%|\b(euro|eur|cent|procent|percent|gratis|kosteloos|free of charge)\b",
                          re.I),
     "date": re.compile(r"\b(1[89]|20)\d\d\b"),
-    "duration": re.compile(
-        rf"\b(\d+|{_NUMBER_WORDS}|{_SOME})[ -](\w+ )?(jaar|jaren|maand|maanden|week|weken|"
-        r"dag|dagen|uur|uren|kalenderdagen|werkdagen|year|years|month|months|weeks|day|days|"
-        r"hour|hours)\b", re.I),
+    "duration": re.compile(_PERIOD, re.I),
     # In digits: "hoe hoog", "what share" are not answered by "twee soorten afwegingen"; a
     # count in words ("veertien instellingen") answers "how many X" (see `_counts`).
     "number": re.compile(r"\d"),
@@ -128,7 +133,7 @@ class Asked:
             text = _REFERENCE.sub(" ", text)
             # A law dates by reference as often as by the calendar: "within one month",
             # "24 months after its entry into force" answer "by when" / "from when".
-            if _HOLDS["duration"].search(text):
+            if _RELATIVE.search(text):
                 return True
         if self.kind == "number":
             text = _NOT_A_QUANTITY.sub(" ", text)

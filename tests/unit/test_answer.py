@@ -174,6 +174,9 @@ def test_when_something_starts_to_apply_asks_for_a_date():
     assert date.held_by("The controller shall inform the data subject within one month.")
     assert date.held_by("Deze verordening is van toepassing 24 maanden na de inwerkingtreding.")
     assert not date.held_by("De Commissie stelt richtsnoeren op voor de aanbieders.")
+    # ... but a period alone fixes no moment
+    assert not date.held_by("Die termijn wordt met twee maanden verlengd.")
+    assert date.held_by("It shall notify not later than 72 hours after having become aware.")
 
 
 def test_quotes_favour_the_sentence_with_the_kind_of_fact_asked_for():
