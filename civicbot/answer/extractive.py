@@ -123,6 +123,9 @@ class Asked:
 
     kind: str
     counted: frozenset[str] = frozenset()
+    # "hoeveel X" may ask for an amount of X ("hoeveel elektriciteit": "135 GWh"); English
+    # says "how much" for that, and "how many X" is answered by a count of X only.
+    measured: bool = False
     question_words: frozenset[str] = frozenset()  # folded words of the question (for names)
 
     def held_by(self, text: str) -> bool:
@@ -138,7 +141,7 @@ class Asked:
         if self.kind == "number":
             text = _NOT_A_QUANTITY.sub(" ", text)
             if self.counted:
-                return _counts(text, self.counted)
+                return _counts(text, self.counted, self.measured)
         return bool(_HOLDS[self.kind].search(text))
 
 
@@ -175,7 +178,8 @@ def asked(question: str, translate: Callable[[str], str] | None = None) -> Asked
         counted |= stems
         if stems and translate is not None:
             counted |= set(analyse_query(translate(word)))
-    return Asked(kind, frozenset(counted)) if counted else Asked(kind)
+    measured = m.group(1).lower() == "hoeveel"
+    return Asked(kind, frozenset(counted), measured=measured) if counted else Asked(kind)
 
 
 # Not a date: a law's or a file's number starts with its year ("(EU) 2024/1689",
@@ -196,12 +200,22 @@ _NOT_A_QUANTITY = re.compile(
 _WORD = re.compile(r"[^\W_][\w\-]*")
 
 
-def _counts(text: str, counted: frozenset[str]) -> bool:
+# Units of measure: "hoeveel elektriciteit" is answered by "135 GWh", "how much CO2" by
+# "640 kton", with no count of the thing named.
+_UNITS = frozenset(
+    "wh kwh mwh gwh twh pj tj gj w kw mw gw ton tons tonnes tonnen kton mton kt mt kg km "
+    "m2 m3 m² m³ liter liters litres ha hectare hectares".split())
+
+
+def _counts(text: str, counted: frozenset[str], measured: bool = False) -> bool:
     """Whether a number in `text` is followed, within `COUNT_REACH` words, by a word whose
-    stem is in `counted`."""
+    stem is in `counted`, or (when `measured`) right away by a unit of measure."""
     words = text.split()
     for i, word in enumerate(words):
         if _NUMBER_TOKEN.match(word.strip("(),.;:")):
+            if (measured and i + 1 < len(words)
+                    and words[i + 1].strip("(),.;:").lower() in _UNITS):
+                return True
             after = " ".join(words[i + 1 : i + 1 + COUNT_REACH])
             if counted & set(analyse_query(after)):
                 return True

@@ -259,6 +259,12 @@ def test_how_many_is_answered_only_by_a_number_of_the_thing_counted():
     assert not requests.held_by("Bijlage nummer 2 bij het verzoek (Woo/2023/035).")
     assert not requests.held_by("Het ministerie handelt verzoeken op drie manieren af.")
     # units make it a duration or an amount, not a count
+    # "hoeveel X" may ask for an amount of X, answered by a number with a unit of measure;
+    # English asks that with "how much", and "how many X" wants a count of X
+    power = asked("Hoeveel elektriciteit bespaart de fabriek?")
+    assert power.held_by("Dat scheelt 135 GWh per jaar.")
+    assert not power.held_by("Er staan 32 elektrolysers.")
+    assert not asked("How many people does the firm employ?").held_by("It uses 25 MW.")
     assert asked("Hoeveel extra tijd krijgen aanbieders?").kind == "duration"
     assert asked("How many more days do providers get?").kind == "duration"
     assert asked("Hoeveel rente rekent Qredits?").kind == "amount"
