@@ -79,6 +79,21 @@ def analyse_query(text: str) -> list[str]:
     return list(seen)
 
 
+# Who asks and who is asked, not what is asked: citizens ask in the first person ("mag ik",
+# "mijn gemeente", "our municipality") or address someone ("kunt u"), and letters in a corpus
+# are written the same way (a Woo decision: "ik heb besloten", "uw verzoek", "mijn
+# ministerie"). Policy text uses these words rarely, so BM25 weighed them as telling and matched
+# letters to questions on grammar alone (docs/retrieval.md, "Who asks is not what is asked").
+SPEAKER_WORDS = frozenset(
+    "ik mij me mijn wij we ons onze jij je jou jouw jullie u uw "
+    "i me my mine we our ours you your yours".split())
+
+
+def without_speaker(text: str) -> str:
+    """The words of `text` less those that only say who asks or is asked (`SPEAKER_WORDS`)."""
+    return " ".join(w for w in _WORD.findall(text) if fold(w) not in SPEAKER_WORDS)
+
+
 @functools.cache
 def stopwords() -> frozenset[str]:
     """Function words of Dutch and English."""

@@ -6,7 +6,8 @@ Why BM25L, no stop-word list, k1=0.9 and b=0.4 (measured on legalqa-nl, docs/ret
   also gives δ to passages *without* the term, which cancels exactly that bonus (0.636 vs
   0.702 nDCG@10), so the formula is implemented here on scipy sparse matrices.
 - No stop words: idf already weighs frequent words down, and policy language turns on words
-  that stop lists remove ("geen", "niet", "zonder").
+  that stop lists remove ("geen", "niet", "zonder"). Only the words that say who asks ("ik",
+  "mijn", "our") are left out of a query (`lang.SPEAKER_WORDS`).
 - k1=0.9, b=0.4 are Anserini's defaults, not tuned on the benchmark.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from civicbot.errors import IndexUnusable
-from civicbot.lang import analyse, analyse_query
+from civicbot.lang import analyse, analyse_query, without_speaker
 
 K1, B, DELTA = 0.9, 0.4, 0.5
 
@@ -58,8 +59,10 @@ class LexicalIndex:
         return cls(weights.tocsc(), vocab, df)
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25L score of every passage for `query` (each distinct term counted once)."""
-        ids = sorted({self._vocab[t] for t in analyse_query(query) if t in self._vocab})
+        """BM25L score of every passage for `query` (each distinct term counted once; the
+        words that only say who asks, "ik", "mijn", "our", are not searched for)."""
+        ids = sorted({self._vocab[t] for t in analyse_query(without_speaker(query))
+                      if t in self._vocab})
         if not ids or self.size == 0:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._weights[:, ids].sum(axis=1), dtype=np.float32).ravel()

@@ -80,6 +80,29 @@ def test_term_weights_are_high_for_rare_words_and_numbers_and_low_for_function_w
     assert the < government
 
 
+def test_who_asks_is_not_searched_for_only_what_is_asked():
+    """A citizen asks in the first person and a Woo decision is written in it ("ik heb
+    besloten", "mijn ministerie"): BM25 matched the two on those words alone."""
+    from civicbot.index.lexical import LexicalIndex
+    from civicbot.lang import without_speaker
+
+    letter = ("Ik heb besloten uw verzoek gedeeltelijk toe te kennen. Deze e-mailadressen "
+              "worden door ambtenaren van mijn ministerie gebruikt voor hun werk.")
+    guidance = ("Ambtenaren mogen ChatGPT niet zomaar gebruiken: generatieve AI met "
+                "consumentenvoorwaarden is voor de overheid niet toegestaan.")
+    filler = [f"De gemeente besluit over de {t}." for t in ("huurtoeslag", "zwembad", "fietspad")]
+    index = LexicalIndex.build([letter, guidance, *filler], ["nl"] * 5)
+    scores = index.scores("Mag ik als ambtenaar ChatGPT gebruiken voor mijn werk?")
+    assert scores[1] > scores[0]
+    assert not index.scores("Ik en mijn, u en uw?").any()
+    assert not index.scores("What are my rights and our duties?")[0]
+    assert without_speaker("Kunt u mij zeggen wat mijn rechten zijn?") == (
+        "Kunt zeggen wat rechten zijn")
+    # "us" may be the United States; a word in capitals is folded like any other
+    assert without_speaker("Which rules apply to us and to YOUR firm?") == (
+        "Which rules apply to us and to firm")
+
+
 def test_a_translated_word_weighs_as_the_question_s_own_word_not_as_its_translation():
     """The nearest Dutch word of a common English word can be a rare one: weighed as that
     rare word, its absence from a passage that answers (permits for parking, in Dutch) made
