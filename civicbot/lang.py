@@ -84,14 +84,19 @@ def analyse_query(text: str) -> list[str]:
 # are written the same way (a Woo decision: "ik heb besloten", "uw verzoek", "mijn
 # ministerie"). Policy text uses these words rarely, so BM25 weighed them as telling and matched
 # letters to questions on grammar alone (docs/retrieval.md, "Who asks is not what is asked").
-SPEAKER_WORDS = frozenset(
-    "ik mij me mijn wij we ons onze jij je jou jouw jullie u uw "
-    "i me my mine we our ours you your yours".split())
+# Each language's own words: a Dutch question's "I" is the roman numeral of "bijlage I", never
+# a pronoun, and an English question's "u" is more often the U of "U.S." than chat for "you".
+SPEAKER_WORDS = {
+    "nl": frozenset("ik mij me mijn wij we ons onze jij je jou jouw jullie u uw".split()),
+    "en": frozenset("i me my mine we our ours you your yours".split()),
+}
 
 
-def without_speaker(text: str) -> str:
-    """The words of `text` less those that only say who asks or is asked (`SPEAKER_WORDS`)."""
-    return " ".join(w for w in _WORD.findall(text) if fold(w) not in SPEAKER_WORDS)
+def without_speaker(text: str, language: str) -> str:
+    """The words of `text` less those that, in `language`, only say who asks or is asked
+    (`SPEAKER_WORDS`)."""
+    speaker = SPEAKER_WORDS.get(language, frozenset())
+    return " ".join(w for w in _WORD.findall(text) if fold(w) not in speaker)
 
 
 @functools.cache

@@ -159,7 +159,7 @@ class Retriever:
         n_chunks = len(chunks)
         languages = self._languages()
         question_language = question.language if question is not None else lang.detect(text)
-        lexical = self.snapshot.lexical.scores(text)
+        lexical = self.snapshot.lexical.scores(text, question_language)
         dense = (self.snapshot.dense.scores(embed_queries(self.embedder, [text])[0])
                  if self.dense_weight > 0 else np.zeros(n_chunks, np.float32))
         cross = None
@@ -335,7 +335,7 @@ class Retriever:
         index = self.snapshot.crosslingual
         assert index is not None
         for language, translated in self.translations(query, question_language).items():
-            glossed = self.translation_weight * self.snapshot.lexical.scores(translated)
+            glossed = self.translation_weight * self.snapshot.lexical.scores(translated, language)
             lexical = np.where(languages == language, np.maximum(lexical, glossed), lexical)
         return lexical, index.passage_scores(self._use_vector(query))
 

@@ -58,10 +58,11 @@ class LexicalIndex:
         weights = sp.csr_matrix((w.astype(np.float32), tf.indices, tf.indptr), shape=tf.shape)
         return cls(weights.tocsc(), vocab, df)
 
-    def scores(self, query: str) -> np.ndarray:
-        """BM25L score of every passage for `query` (each distinct term counted once; the
-        words that only say who asks, "ik", "mijn", "our", are not searched for)."""
-        ids = sorted({self._vocab[t] for t in analyse_query(without_speaker(query))
+    def scores(self, query: str, language: str) -> np.ndarray:
+        """BM25L score of every passage for `query`, written in `language` (each distinct
+        term counted once; the words that only say who asks, "ik", "mijn", "our", are not
+        searched for)."""
+        ids = sorted({self._vocab[t] for t in analyse_query(without_speaker(query, language))
                       if t in self._vocab})
         if not ids or self.size == 0:
             return np.zeros(self.size, dtype=np.float32)

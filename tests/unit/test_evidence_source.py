@@ -92,15 +92,19 @@ def test_who_asks_is_not_searched_for_only_what_is_asked():
                 "consumentenvoorwaarden is voor de overheid niet toegestaan.")
     filler = [f"De gemeente besluit over de {t}." for t in ("huurtoeslag", "zwembad", "fietspad")]
     index = LexicalIndex.build([letter, guidance, *filler], ["nl"] * 5)
-    scores = index.scores("Mag ik als ambtenaar ChatGPT gebruiken voor mijn werk?")
+    scores = index.scores("Mag ik als ambtenaar ChatGPT gebruiken voor mijn werk?", "nl")
     assert scores[1] > scores[0]
-    assert not index.scores("Ik en mijn, u en uw?").any()
-    assert not index.scores("What are my rights and our duties?")[0]
-    assert without_speaker("Kunt u mij zeggen wat mijn rechten zijn?") == (
+    assert not index.scores("Ik en mijn, u en uw?", "nl").any()
+    assert not index.scores("What are my rights and our duties?", "en")[0]
+    assert without_speaker("Kunt u mij zeggen wat mijn rechten zijn?", "nl") == (
         "Kunt zeggen wat rechten zijn")
     # "us" may be the United States; a word in capitals is folded like any other
-    assert without_speaker("Which rules apply to us and to YOUR firm?") == (
+    assert without_speaker("Which rules apply to us and to YOUR firm?", "en") == (
         "Which rules apply to us and to firm")
+    # each language's own words: Dutch has no pronoun "I", so that is "bijlage I", and
+    # an English question's "U" is the U of "U.S."
+    assert without_speaker("Wat staat er in bijlage I?", "nl") == "Wat staat er in bijlage I"
+    assert without_speaker("Do I need a U.S. permit?", "en") == "Do need a U S permit"
 
 
 def test_a_translated_word_weighs_as_the_question_s_own_word_not_as_its_translation():
