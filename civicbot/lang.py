@@ -90,13 +90,19 @@ SPEAKER_WORDS = {
     "nl": frozenset("ik mij me mijn wij we ons onze jij je jou jouw jullie u uw".split()),
     "en": frozenset("i me my mine we our ours you your yours".split()),
 }
+# English writes the pronoun and the numeral alike; the numeral follows a capitalised name of a
+# part ("Annex I", "Title I", "Chapter I"), the pronoun a verb or the start of a sentence
+# ("Can I", "do I", "If I").
+_NUMERAL_I = re.compile(r"(?<![.?!:;]\s)(?<!^)\b[A-Z][^\W\d_]*\s+I\b")
 
 
 def without_speaker(text: str, language: str) -> str:
     """The words of `text` less those that, in `language`, only say who asks or is asked
     (`SPEAKER_WORDS`)."""
     speaker = SPEAKER_WORDS.get(language, frozenset())
-    return " ".join(w for w in _WORD.findall(text) if fold(w) not in speaker)
+    numerals = {m.end() for m in _NUMERAL_I.finditer(text)} if language == "en" else set()
+    return " ".join(m.group() for m in _WORD.finditer(text)
+                    if fold(m.group()) not in speaker or m.end() in numerals)
 
 
 @functools.cache

@@ -105,6 +105,8 @@ def test_who_asks_is_not_searched_for_only_what_is_asked():
     # an English question's "U" is the U of "U.S."
     assert without_speaker("Wat staat er in bijlage I?", "nl") == "Wat staat er in bijlage I"
     assert without_speaker("Do I need a U.S. permit?", "en") == "Do need a U S permit"
+    # English writes the numeral as the pronoun: after a part's name it is the numeral
+    assert without_speaker("Can I read Annex I? If I ask", "en") == "Can read Annex I If ask"
 
 
 def test_a_translated_word_weighs_as_the_question_s_own_word_not_as_its_translation():
