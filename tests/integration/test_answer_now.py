@@ -76,6 +76,10 @@ def test_quotes_at_once_then_the_lead_as_an_edit_and_nobody_turned_away(
                 assert note not in content["body"]
             # The first lead is being written (held), the second waits in the queue of one,
             # the third had no room: its quoted answer stays as it is, counted in /metrics.
+            # The bot offers a lead to the queue just after it has sent the quoted answer, so
+            # the citizen may read the third answer before the offer is turned away.
+            await eventually(lambda: bot.counters["refinements_skipped"], 30,
+                             "the third lead to be turned away")
             assert bot.counters["refinements_skipped"] == 1
             assert _refinements("skipped_busy") == skipped_before + 1
             assert not any(bot.counters[k] for k in ("busy", "rate_limited"))
