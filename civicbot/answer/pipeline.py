@@ -44,6 +44,7 @@ from civicbot.protocols import EvidenceSource, Generator
 from civicbot.rank import LinearModel
 from civicbot.records import Answer, Citation, Hit, Turn
 from civicbot.refusal import COVERAGE_THRESHOLD, Evidence, RefusalModel, evidence
+from civicbot.titles import clip_title
 
 log = logging.getLogger(__name__)
 
@@ -298,14 +299,14 @@ class AnswerPipeline:
         the question (what the citizen may have been looking for), else some titles."""
         language = question.language
         titles = self.source.titles()
-        nearest = list(dict.fromkeys(short_quote(h.title, 90) for h in hits))[:3]
+        nearest = list(dict.fromkeys(clip_title(h.title, 90) for h in hits))[:3]
         if len(titles) == 1:  # "Of the 1 documents I know, these ..." reads wrong
-            more = say("only", language, title=short_quote(titles[0], 90))
+            more = say("only", language, title=clip_title(titles[0], 90))
         elif nearest:
             more = say("nearest", language, count=str(max(len(titles), len(nearest))),
                        titles="; ".join(nearest))
         elif titles:
-            more = say("covers", language, titles="; ".join(short_quote(t, 90) for t in titles[:5]))
+            more = say("covers", language, titles="; ".join(clip_title(t, 90) for t in titles[:5]))
         else:
             more = say("empty", language)
         return Answer(question.text, f"{say('refused', language)} {more}", "refused", language,
@@ -324,7 +325,7 @@ class AnswerPipeline:
         if found.missing_kind and not missing:
             missing.append(say(f"kind_{found.missing_kind}", language))
         hit = hits[quotes[0].source - 1]
-        text = say("partial", language, topic=f"“{short_quote(hit.title, 90)}”",
+        text = say("partial", language, topic=f"“{clip_title(hit.title, 90)}”",
                    missing=_join(missing, language))
         text += f"\n“{quotes[0].text}” [1]"
         if hit.chunk.language != language:

@@ -14,6 +14,7 @@ from civicbot.errors import DocumentTooLarge, GarbledText, NoUsableText, Unsuppo
 from civicbot.ingest.clean import normalise, running_lines, strip_running_lines
 from civicbot.ingest.quality import page_problem
 from civicbot.records import Document, Page, PageIssue
+from civicbot.titles import clip_title
 
 SUFFIXES = {".pdf", ".txt", ".md", ".markdown", ".html", ".htm"}
 
@@ -104,13 +105,6 @@ _LETTERHEAD = re.compile(
 TITLE_CHARS = 150
 
 
-def _clip(title: str) -> str:
-    title = " ".join(title.split())
-    if len(title) <= TITLE_CHARS:
-        return title
-    return title[: TITLE_CHARS - 1].rsplit(" ", 1)[0] + " …"
-
-
 def _subject(lines: list[str]) -> str | None:
     """The text of a "Subject:" / "Betreft" / "Onderwerp:" line and the lines that continue
     it, or None when there is none (or it is an empty form field)."""
@@ -120,12 +114,12 @@ def _subject(lines: list[str]) -> str | None:
             continue
         parts = [m.group(2)] if m.group(2) else []
         for nxt in lines[i + 1 : i + 6]:
-            if not nxt or _LABEL.match(nxt) or sum(len(p) for p in parts) >= TITLE_CHARS:
+            if not nxt or _LABEL.match(nxt) or sum(len(p) for p in parts) >= 3 * TITLE_CHARS:
                 break
             parts.append(nxt)
         subject = " ".join(parts)
         if len(lang.words(subject)) >= 3:
-            return _clip(subject)
+            return clip_title(subject, TITLE_CHARS)
     return None
 
 
@@ -158,7 +152,7 @@ def guess_title(first_page: str, fallback: str) -> str:
                     or (len(nxt.split()) == 1 and nxt.isupper())):
                 break
             title = f"{title} {nxt}"
-        return _clip(title)
+        return clip_title(title, TITLE_CHARS)
     return fallback
 
 

@@ -455,3 +455,16 @@ def test_a_year_the_question_names_must_stand_where_the_answer_could_quote_it():
     assert lower.refused and not any(c.doc == "tozo.pdf" for c in lower.citations)
     within = _pipeline(None, [loan, elsewhere, *other]).ask(question)
     assert not within.refused and within.citations[0].doc == "tozo.pdf"
+
+
+def test_a_refusal_names_a_long_titled_act_by_the_name_in_its_brackets():
+    """A Council document's title is a paragraph; cut at 90 characters it never reached
+    "(General Data Protection Regulation)", and a citizen could not tell which document
+    came closest."""
+    title = ("Position of the Council at first reading with a view to the adoption of a "
+             "REGULATION … (General Data Protection Regulation)")
+    hit = Hit(Chunk("gdpr.pdf", 0, 3, 3, 0, len(FINES), "", FINES, "en"), title, 1.0)
+    answer = _pipeline(None, [hit], coverage=0.1).ask("What does a passport cost?")
+    assert answer.refused and answer.text.endswith(
+        "these come closest to your question: Position of the Council at first reading with "
+        "a … (General Data Protection Regulation).")

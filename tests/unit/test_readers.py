@@ -86,3 +86,36 @@ def test_titles_come_from_the_subject_line_or_the_first_heading_past_the_letterh
                        "x") == "Handreiking inventarisatie, classificatie AI-systemen"
     long = "Subject: " + "a very long subject line " * 12
     assert len(guess_title(long, "x")) <= 150 and guess_title(long, "x").endswith("…")
+
+
+def test_a_long_title_keeps_the_name_in_brackets_that_people_use():
+    """An EU act's subject line ends in its short name; cut at 150 characters it lost
+    "(General Data Protection Regulation)", the words a question names it by."""
+    from civicbot.ingest.reader import guess_title
+
+    gdpr = ("LEGISLATIVE ACTS AND OTHER INSTRUMENTS\n"
+            "Subject: Position of the Council at first reading with a view to the adoption of a\n"
+            "REGULATION OF THE EUROPEAN PARLIAMENT AND OF THE\n"
+            "COUNCIL on the protection of natural persons with regard to the\n"
+            "processing of personal data and on the free movement of such data, and\n"
+            "repealing Directive 95/46/EC (General Data Protection Regulation)\n"
+            "REGULATION (EU) 2016/...\n")
+    title = guess_title(gdpr, "x")
+    assert title.startswith("Position of the Council at first reading")
+    assert title.endswith(" … (General Data Protection Regulation)") and len(title) <= 150
+    # The cut falls inside the name: the title ends after it.
+    act = ("Subject: Proposal for a Regulation of the European Parliament and of the Council\n"
+           "laying down harmonised rules on artificial intelligence (Artificial Intelligence\n"
+           "Act) and amending certain Union legislative acts\n"
+           "- Analysis of the final compromise text with a view to agreement\n")
+    assert guess_title(act, "x").endswith("artificial intelligence (Artificial Intelligence "
+                                          "Act) …")
+    # A bracket that is no name ("(EU)", a number, one word) is cut like any other text.
+    omnibus = ("Betreft: VERORDENING VAN HET EUROPEES PARLEMENT EN DE RAAD tot wijziging van de "
+               "Verordeningen (EU) 2024/1689, (EU) 2018/1139 en (EU) 2023/1230 wat betreft "
+               "vereenvoudiging van de uitvoering (2025/0359) (Omnibus)\n")
+    assert guess_title(omnibus, "x").endswith("wat betreft …")
+    assert guess_title(omnibus.replace("(Omnibus)", "(Voor de EER relevante tekst)"),
+                       "x").endswith("wat betreft …")
+    omnibus = omnibus.replace("(Omnibus)", "(digitale omnibus inzake AI)")
+    assert guess_title(omnibus, "x").endswith(" … (digitale omnibus inzake AI)")
