@@ -39,7 +39,7 @@ REFUSAL_FILE = DATA / "refusal.json"
 # bootstrap resamples (`evaluate.calibrate`; 0.2229 before a relative moment counted as a
 # date, 0.2295 without bagging). The 0.317 of earlier work was chosen on dev.jsonl and
 # refused 0.23 of train.jsonl's answerable ones.
-COVERAGE_THRESHOLD = 0.2246
+COVERAGE_THRESHOLD = 0.22
 
 FEATURES = (
     "cover_best",  # coverage of the question by the best passage

@@ -421,26 +421,36 @@ class Translation:
         total = sum(w for w, _ in self.terms)
         if not total:
             return 0.0
-        have = _passage_terms(f"{hit.chunk.heading}\n{hit.chunk.text}", hit.chunk.language)
+        have = _passage_terms(_covered_text(hit), hit.chunk.language)
         return sum(w for w, theirs in self.terms if theirs & have) / total
 
 
 def coverage(question: str, hit: Hit) -> float:
     """How much of the question a passage covers: the weighted share of the question's terms
-    (analysed in the passage's language) that occur in the passage. A term weighs by how rare
-    it is in ordinary text of that language (`term_weights`), not in the corpus, so the share
-    means the same in a corpus of one document and of ten thousand: a question about something
-    the documents don't mention scores low however well its common words match."""
+    (analysed in the passage's language) that occur in the passage or its document's title.
+    A term weighs by how rare it is in ordinary text of that language (`term_weights`), not
+    in the corpus, so the share means the same in a corpus of one document and of ten
+    thousand: a question about something the documents don't mention scores low however well
+    its common words match."""
     language = hit.chunk.language
     terms = list(dict.fromkeys(analyse(question, language)))
     if not terms:
         return 0.0
     weights = term_weights(terms, language)
-    have = _passage_terms(f"{hit.chunk.heading}\n{hit.chunk.text}", language)
+    have = _passage_terms(_covered_text(hit), language)
     total = sum(weights)
     if not total:
         return 0.0
     return sum(w for t, w in zip(terms, weights, strict=True) if t in have) / total
+
+
+def _covered_text(hit: Hit) -> str:
+    """What coverage reads of a passage: its document's title too. A question names the
+    document it is about ("onder de AVG", "the AI omnibus"), and the passage that answers it
+    seldom repeats the name: the title says it once for all of them. (With titles cut before
+    the act's name in brackets this lost key facts held out; with the name kept it gains,
+    docs/answering.md "The document's title counts".)"""
+    return f"{hit.title}\n{hit.chunk.heading}\n{hit.chunk.text}"
 
 
 @functools.lru_cache(maxsize=4096)

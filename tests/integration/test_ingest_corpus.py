@@ -45,6 +45,23 @@ def test_every_readable_document_is_indexed(corpus_index):
     assert docs["en_council_gdpr_position_first_reading_5419-16_LONG.pdf"].page_count == 261
 
 
+def test_the_eu_acts_are_titled_by_the_names_people_use(corpus_index):
+    """Their subject lines run to a paragraph; the title keeps the name in brackets at the
+    end, which citations and refusals show and BM25 matches."""
+    docs = corpus_index.snapshot.docs
+    gdpr = docs["en_council_gdpr_position_first_reading_5419-16_LONG.pdf"].title
+    act = docs["en_council_eu_ai_act_final_compromise_5662-24_LONG.pdf"].title
+    omnibus = docs["nl_eu_pe-cons-30-26_digitale_omnibus_ai_LONG.pdf"].title
+    assert gdpr.startswith("Position of the Council at first reading")
+    assert gdpr.endswith("(General Data Protection Regulation)")
+    assert "(Artificial Intelligence Act)" in act
+    assert omnibus.endswith("(digitale omnibus inzake AI)")
+    assert all(len(t) <= 160 for t in (gdpr, act, omnibus))
+    hits = corpus_index.retriever.search("What does the General Data Protection Regulation say "
+                                         "about the right to erasure?", k=3)
+    assert hits[0].chunk.doc.startswith("en_council_gdpr"), [h.chunk.doc for h in hits]
+
+
 def test_mixed_document_keeps_its_text_pages(corpus_index):
     info = corpus_index.snapshot.docs[MIXED]
     chunks = [c for c in corpus_index.snapshot.chunks if c.doc == MIXED]

@@ -127,3 +127,23 @@ def test_a_translated_word_weighs_as_the_question_s_own_word_not_as_its_translat
     assert len(translation.terms) == 4  # "permits" is "permit" again: counted once
     assert translation.coverage(hit) > 0.8 > 0.6 > coverage(translation.text, hit)
     assert Translation.of([], [], "en", "nl").coverage(hit) == 0.0
+
+
+def test_coverage_counts_the_document_title_that_names_what_the_question_is_about():
+    """"Onder de AVG": the GDPR's articles seldom say "General Data Protection Regulation",
+    its title does. A question that names the act is as well covered by the article that
+    answers it as one that does not."""
+    from civicbot.records import Chunk, Hit
+    from civicbot.retrieve import Translation, coverage
+
+    text = ("The data subject shall have the right to obtain from the controller the erasure "
+            "of personal data concerning him or her without undue delay.")
+    chunk = Chunk("gdpr.pdf", 0, 40, 40, 0, len(text), "Article 17", text, "en")
+    named = Hit(chunk, "Position of the Council … (General Data Protection Regulation)", 1.0)
+    unnamed = Hit(chunk, "Position of the Council", 1.0)
+    question = "Does the General Data Protection Regulation give me a right to erasure?"
+    assert coverage(question, named) > 0.8 > 0.6 > coverage(question, unnamed)
+    assert coverage("Do I have a right to erasure?", named) > 0.8
+    translated = Translation.of(["general data protection regulation"], [("recht", "right")],
+                                "nl", "en")
+    assert translated.coverage(named) > translated.coverage(unnamed)
