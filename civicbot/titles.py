@@ -6,8 +6,10 @@ import re
 
 # The name an act's long title gives it in brackets: "(General Data Protection Regulation)",
 # "(digitale omnibus inzake AI)". Two words or more, no digits or full stops: not "(EU)",
-# "(COD)", "(OR. en)"; not the EEA marker that follows many acts' titles.
-_SHORT_NAME = re.compile(r"\((?=[^()]*\s)(?!text with EEA|voor de EER)"
+# "(COD)", "(OR. en)"; not the EEA marker that follows many acts' titles, nor a reference
+# ("(hierna: de minister)", "(see Annex)").
+_SHORT_NAME = re.compile(r"\((?=[^()]*\s)(?!text with EEA|voor de EER|hierna|hereinafter|"
+                         r"zie |see )"
                          r"([^\W\d_][^()\d.]{4,58}[^\W\d_])\)", re.I)
 # How far a name that the cut falls inside may run past the limit before the title is cut
 # ahead of it instead.

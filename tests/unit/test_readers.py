@@ -115,7 +115,7 @@ def test_a_long_title_keeps_the_name_in_brackets_that_people_use():
                "Verordeningen (EU) 2024/1689, (EU) 2018/1139 en (EU) 2023/1230 wat betreft "
                "vereenvoudiging van de uitvoering (2025/0359) (Omnibus)\n")
     assert guess_title(omnibus, "x").endswith("wat betreft …")
-    assert guess_title(omnibus.replace("(Omnibus)", "(Voor de EER relevante tekst)"),
-                       "x").endswith("wat betreft …")
+    for no_name in ("(Voor de EER relevante tekst)", "(hierna: de minister)"):
+        assert guess_title(omnibus.replace("(Omnibus)", no_name), "x").endswith("wat betreft …")
     omnibus = omnibus.replace("(Omnibus)", "(digitale omnibus inzake AI)")
     assert guess_title(omnibus, "x").endswith(" … (digitale omnibus inzake AI)")
