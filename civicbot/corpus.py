@@ -208,7 +208,36 @@ class Corpus:
                 self.store.built_with().get("crosslingual_model") != self.crosslingual_model)
             if wanted != current or rebuild or switched:
                 self._commit(list(wanted.values()))
+            else:
+                self._refresh(list(wanted.values()), progress)
         return reports
+
+    def _refresh(self, docs: list[DocInfo], progress: Progress | None) -> None:
+        """After an upgrade that prepares documents differently (`CHUNKER_VERSION`: the
+        chunker or the title rules changed), an ingest that changes nothing still reads the
+        documents again and commits, so new passages and titles reach the index without a
+        --rebuild. A document that cannot be read again (its file moved) leaves the index
+        serving as it was: no change was asked for, so the error is logged, not raised; the
+        next change to the collection raises it (`_ensure_cached`)."""
+        outdated = {info.name for info in docs
+                    if not self.store.is_cached(self._key(info), self.embedder.name)}
+        if not outdated:
+            return
+        log.info("reading %d document(s) again: this civicbot prepares passages differently "
+                 "from the one that indexed them", len(outdated))
+        fresh: list[DocInfo] = []
+        try:
+            for info in docs:
+                if info.name in outdated and progress:
+                    progress(f"{info.name} (read again after an upgrade)", len(fresh),
+                             len(docs))
+                fresh.append(self._ensure_cached(info))
+            self._commit(fresh)
+        except IndexUnusable as exc:
+            log.warning("the index keeps serving as it was: %s", exc)
+        finally:
+            if progress:
+                progress("", len(docs), len(docs))
 
     def _commit(self, docs: list[DocInfo]) -> None:
         docs = [self._ensure_cached(info) for info in docs]

@@ -243,6 +243,13 @@ class IndexStore:
 
     # ---- per-document cache ----------------------------------------------------------------
 
+    def is_cached(self, sha256: str, model: str) -> bool:
+        """Whether a document version's passages and vectors of `model` are in the cache
+        under this version of the chunker (cheap: no file is read)."""
+        return ((self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.json").exists()
+                and (self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.{_model_key(model)}.npy")
+                .exists())
+
     def cached_chunks(self, sha256: str) -> list[Chunk] | None:
         path = self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.json"
         if not path.exists():

@@ -166,6 +166,37 @@ def test_an_upgraded_chunker_re_reads_documents_it_needs(tmp_path, docs, monkeyp
     assert "newer.md" not in IndexStore(tmp_path / "index").load(HashingEmbedder.name).docs
 
 
+def test_an_upgrade_reaches_the_index_at_the_next_ingest_even_when_nothing_changed(
+        tmp_path, docs, monkeypatch, caplog):
+    """An upgrade that reads titles differently (issue 19: a long title keeps the act's name)
+    reaches the index at the next `civicbot ingest` or start, not only once an editor
+    changes something; a document that cannot be read again leaves the index serving."""
+    store = IndexStore(tmp_path / "index")
+    Corpus(store, HashingEmbedder(), NO_CROSSLINGUAL).ingest([docs])
+    serving = store.current_generation()
+    monkeypatch.setattr("civicbot.index.store.CHUNKER_VERSION", "c-next")
+    monkeypatch.setattr("civicbot.ingest.reader.guess_title", lambda page, fallback: "Nieuw")
+    seen: list[str] = []
+    corpus = Corpus(store, HashingEmbedder(), NO_CROSSLINGUAL)
+    reports = corpus.ingest([docs], progress=lambda name, done, total: seen.append(name))
+    assert {r.status for r in reports} == {"unchanged", "rejected"}  # empty.txt, as before
+    assert store.current_generation() != serving
+    titles = {n: d.title for n, d in store.load(HashingEmbedder.name).docs.items()}
+    assert titles["huur.md"] == titles["parking.txt"] == "Nieuw"
+    assert "huur.md (read again after an upgrade)" in seen
+    again = store.current_generation()
+    corpus.ingest([docs])  # read once: the next ingest that changes nothing commits nothing
+    assert store.current_generation() == again
+
+    monkeypatch.setattr("civicbot.index.store.CHUNKER_VERSION", "c-later")
+    (docs / "huur.md").rename(tmp_path / "huur.md")
+    with caplog.at_level("WARNING", logger="civicbot.corpus"):
+        corpus.ingest([docs / "parking.txt"])
+    assert store.current_generation() == again
+    assert "huur.md" in store.load(HashingEmbedder.name).docs
+    assert "keeps serving as it was" in caplog.text and "huur.md" in caplog.text
+
+
 def test_a_changed_passage_size_cuts_the_documents_again(tmp_path):
     """`[retrieval] chunk_words` is part of the cache key: set to another size, the next
     ingest cuts the documents again (it found the passages of the old size in the cache
