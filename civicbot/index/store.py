@@ -53,9 +53,9 @@ from civicbot.protocols import Embedder
 from civicbot.records import Chunk, DocInfo, PageIssue
 
 FORMAT = 1
-# Bump when chunking or titles change (a passage's vector embeds its document's title), so
-# cached chunks are rebuilt. c3: titles from the subject line, past letterheads; c4: a long
-# title keeps the name in brackets it would lose.
+# Bump when cleaning, chunking or titles change, so cached passages are rebuilt (the next
+# ingest reads every document again, `Corpus._refresh`). c3: titles from the subject line,
+# past letterheads; c4: a long title keeps the name in brackets it would lose.
 CHUNKER_VERSION = "c4"
 _GEN = re.compile(r"^gen-(\d{6})$")
 
