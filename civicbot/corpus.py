@@ -227,6 +227,8 @@ class Corpus:
                  "from the one that indexed them", len(outdated))
         fresh: list[DocInfo] = []
         try:
+            # Read here rather than in `_commit`, to show progress; `_commit` then finds
+            # every document in the cache.
             for info in docs:
                 if info.name in outdated and progress:
                     progress(f"{info.name} (read again after an upgrade)", len(fresh),
@@ -257,9 +259,7 @@ class Corpus:
         """Passages and vectors of a document already in the index can be missing from the
         cache after an upgrade changed the chunker (its version is part of the cache key):
         read the document again from where it came from."""
-        key = self._key(info)
-        if (self.store.cached_chunks(key) is not None
-                and self.store.cached_vectors(key, self.embedder.name) is not None):
+        if self.store.is_cached(self._key(info), self.embedder.name):
             return info
         path = Path(info.source) / info.name
         if not path.is_file() or file_sha256(path) != info.sha256:

@@ -386,6 +386,7 @@ def quote_pages(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
 
 
 def short_quote(quote: str, limit: int = 300) -> str:
-    """`quote` (or a title) on one line, cut at a word to at most `limit` characters."""
+    """`quote` on one line, cut at a word to at most `limit` characters (a title is cut by
+    `titles.clip_title`, which keeps the name in brackets)."""
     quote = " ".join(quote.split())
     return quote if len(quote) <= limit else quote[: limit - 1].rsplit(" ", 1)[0] + " …"

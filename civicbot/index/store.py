@@ -243,21 +243,25 @@ class IndexStore:
 
     # ---- per-document cache ----------------------------------------------------------------
 
+    def _chunks_path(self, sha256: str) -> Path:
+        return self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.json"
+
+    def _vectors_path(self, sha256: str, model: str) -> Path:
+        return self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.{_model_key(model)}.npy"
+
     def is_cached(self, sha256: str, model: str) -> bool:
         """Whether a document version's passages and vectors of `model` are in the cache
         under this version of the chunker (cheap: no file is read)."""
-        return ((self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.json").exists()
-                and (self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.{_model_key(model)}.npy")
-                .exists())
+        return self._chunks_path(sha256).exists() and self._vectors_path(sha256, model).exists()
 
     def cached_chunks(self, sha256: str) -> list[Chunk] | None:
-        path = self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.json"
+        path = self._chunks_path(sha256)
         if not path.exists():
             return None
         return [Chunk(**c) for c in json.loads(path.read_text(encoding="utf-8"))]
 
     def cached_vectors(self, sha256: str, model: str) -> np.ndarray | None:
-        path = self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.{_model_key(model)}.npy"
+        path = self._vectors_path(sha256, model)
         return np.load(path) if path.exists() else None
 
     def _windows_path(self, sha256: str, model: str) -> Path:
@@ -290,7 +294,7 @@ class IndexStore:
         """Store a document version's chunks and vectors (written atomically, never changed)."""
         self.docs_dir.mkdir(parents=True, exist_ok=True)
         rows = [dataclasses.asdict(c) for c in chunks]
-        _write_atomic(self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.json",
+        _write_atomic(self._chunks_path(sha256),
                       json.dumps(rows, ensure_ascii=False).encode())
         # fsync'd like every other file the index relies on: a power cut after the commit
         # must not leave a generation pointing at an empty cache file.
@@ -299,7 +303,7 @@ class IndexStore:
             np.save(fh, vectors.astype(np.float32))
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, self.docs_dir / f"{sha256}.{CHUNKER_VERSION}.{_model_key(model)}.npy")
+        os.replace(tmp, self._vectors_path(sha256, model))
 
     # ---- writing ---------------------------------------------------------------------------
 
