@@ -55,8 +55,9 @@ from civicbot.records import Chunk, DocInfo, PageIssue
 FORMAT = 1
 # Bump when cleaning, chunking or titles change, so cached passages are rebuilt (the next
 # ingest reads every document again, `Corpus._refresh`). c3: titles from the subject line,
-# past letterheads; c4: a long title keeps the name in brackets it would lose.
-CHUNKER_VERSION = "c4"
+# past letterheads; c4: a long title keeps the name in brackets it would lose; c5: tables of
+# contents are left out.
+CHUNKER_VERSION = "c5"
 _GEN = re.compile(r"^gen-(\d{6})$")
 
 

@@ -69,3 +69,68 @@ def strip_running_lines(page: str, shapes: set[str]) -> str:
     edges = set(nonblank[:3] + nonblank[-3:])  # a header may shift by a line on some pages
     kept = [ln for i, ln in enumerate(lines) if not (i in edges and _shape(ln) in shapes)]
     return "\n".join(kept).strip()
+
+
+# A table of contents is a list of headings with the pages they start on. It holds every
+# heading of the document, so it matches broad questions better than any passage and answers
+# none of them: "Vanaf wanneer gelden de regels voor AI-modellen voor algemene doeleinden?" was
+# answered by quoting "AI-modellen voor algemene doeleinden met een systeemrisico 15 5." from a
+# guide's contents page. An entry is a line with a letter that ends in a page number.
+_ENTRY = re.compile(r"^(?P<title>.*[^\W\d_].*?)\s+(?P<page>\d{1,4})$")
+_CONTENTS_HEADING = re.compile(
+    r"^(inhoud|inhoudsopgave|inhoudstafel|contents|table of contents)\s*:?$", re.I)
+MIN_ENTRIES = 4
+
+
+def drop_contents(page: str, number: int, page_count: int) -> str:
+    """Remove a table of contents from page `number`: a run of at least `MIN_ENTRIES` lines
+    that end in page numbers of this document, in order and reaching past this page, most of
+    them headings of two words or more (a cover page's list of codes and counts, "COSI 6", is
+    not a table of contents; nor is a law's text citing "Article 5" on page 100). One line
+    without a number between entries is taken as an entry's title wrapped onto two lines, or
+    with the page number on the next line."""
+    lines = page.split("\n")
+    drop: set[int] = set()
+    run: list[int] = []  # lines of the run so far, wrapped titles included
+    entries: list[str] = []
+    last = 0
+    pending: int | None = None  # a line without a number that may be a wrapped title
+
+    def close() -> None:
+        if len(entries) >= MIN_ENTRIES and last >= number and \
+                sum(len(t.split()) >= 2 for t in entries) * 2 >= len(entries):
+            drop.update(run)
+            first = run[0] - 1
+            while first >= 0 and not lines[first].strip():
+                first -= 1
+            if first >= 0 and _CONTENTS_HEADING.match(lines[first].strip()):
+                drop.add(first)
+
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if not text:
+            continue
+        m = _ENTRY.match(text)
+        target = int(m["page"]) if m else 0
+        if m is None and text.isdigit() and pending is not None and run \
+                and last <= int(text) <= page_count:  # the page number on a line of its own
+            run.extend((pending, i))
+            entries.append(lines[pending].strip())
+            last, pending = int(text), None
+        elif m and last <= target <= page_count:
+            if pending is not None and run:
+                run.append(pending)
+            run.append(i)
+            entries.append(m["title"])
+            last, pending = target, None
+        elif pending is None and run and not m:
+            pending = i
+        else:
+            close()
+            run, entries, last, pending = [], [], 0, None
+            if m and 0 < target <= page_count:
+                run, entries, last = [i], [m["title"]], target
+    close()
+    if not drop:
+        return page
+    return "\n".join(ln for i, ln in enumerate(lines) if i not in drop).strip()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from civicbot import lang
 from civicbot.errors import DocumentTooLarge, GarbledText, NoUsableText, UnsupportedDocument
-from civicbot.ingest.clean import normalise, running_lines, strip_running_lines
+from civicbot.ingest.clean import drop_contents, normalise, running_lines, strip_running_lines
 from civicbot.ingest.quality import page_problem
 from civicbot.records import Document, Page, PageIssue
 from civicbot.titles import clip_title
@@ -228,6 +228,8 @@ def read_document(
 
     if not pages:
         raise _nothing_usable(path.name, problems, skipped, ocr)
+    # After the quality gate and OCR: a contents page left empty is not a page to read again.
+    pages = [replace(p, text=drop_contents(p.text, p.number, len(cleaned))) for p in pages]
 
     body = "\n".join(p.text for p in pages)
     first = pages[0].text if pages[0].number == 1 else ""

@@ -62,6 +62,19 @@ def test_the_eu_acts_are_titled_by_the_names_people_use(corpus_index):
     assert hits[0].chunk.doc.startswith("en_council_gdpr"), [h.chunk.doc for h in hits]
 
 
+def test_tables_of_contents_are_left_out(corpus_index):
+    """The guide's contents page lists every heading with its page; quoted, "AI-modellen voor
+    algemene doeleinden met een systeemrisico 15 5." passed as an answer to when the rules for
+    such models apply."""
+    chunks = corpus_index.snapshot.chunks
+    guide = [c for c in chunks if c.doc == "nl_minbzk_ai-verordening_handreiking_ai-systemen.pdf"]
+    assert guide and not any("Kies een registratiemethode 5" in c.text for c in guide)
+    faq = [c for c in chunks if c.doc == "nl_minbzk_genai_ai-verordening_compliance_faq.pdf"]
+    assert not any("Leeswijzer 4" in c.text for c in faq)
+    # Its chapters are still there, where they begin.
+    assert any("Kies een registratiemethode" in c.text and c.page_start >= 5 for c in guide)
+
+
 def test_mixed_document_keeps_its_text_pages(corpus_index):
     info = corpus_index.snapshot.docs[MIXED]
     chunks = [c for c in corpus_index.snapshot.chunks if c.doc == MIXED]

@@ -1,4 +1,4 @@
-from civicbot.ingest.clean import normalise, running_lines, strip_running_lines
+from civicbot.ingest.clean import drop_contents, normalise, running_lines, strip_running_lines
 from civicbot.ingest.quality import page_problem
 
 
@@ -23,6 +23,40 @@ def test_running_headers_and_page_numbers_are_removed():
 def test_articles_opening_every_page_are_kept():
     pages = [f"Artikel {n}\nDe regel nummer {n} luidt anders dan de vorige." for n in range(1, 6)]
     assert strip_running_lines(pages[1], running_lines(pages)).startswith("Artikel 2")
+
+
+def test_a_table_of_contents_is_left_out():
+    """Its entries hold every heading of the document, so broad questions matched it and got
+    an entry quoted as the answer. A wrapped title and a page number on a line of its own are
+    part of it; the heading "Inhoud" goes with it; the text after it stays."""
+    page = ("Inhoud\n\n1. Inleiding en leeswijzer 4\n2. Inventarisatie AI & Algoritmes 5\n"
+            "2.1. Kies een registratiemethode 5\nWelke impact assessments (bijv. IAMA en DPIA)\n"
+            "moeten we uitvoeren? 9\nHoe organiseren we AI-governance?\n11\n"
+            "4. AI-modellen voor algemene doeleinden met een systeemrisico 15\n"
+            "Deze handreiking is bedoeld voor overheidsorganisaties.")
+    assert drop_contents(page, number=3, page_count=24) == (
+        "Deze handreiking is bedoeld voor overheidsorganisaties.")
+
+
+def test_lists_that_are_not_a_table_of_contents_stay():
+    # A cover page's distribution codes with counts: one word each.
+    cover = "EJUSTICE 3\nCOSI 6\nIXIM 15\nENFOPOL 21"
+    assert drop_contents(cover, number=1, page_count=300) == cover
+    # Figures out of order, or beyond the document's pages, are a table of data.
+    table = ("Regio Noord en Oost 12\nRegio Zuid en West 4\nRegio Midden 9\n"
+             "Regio Randstad 7\nRegio Caribisch Nederland 3")
+    assert drop_contents(table, number=2, page_count=40) == table
+    amounts = ("Aantal verzoeken in 2021 120\nAantal verzoeken in 2022 180\n"
+               "Aantal verzoeken in 2023 260\nAantal verzoeken in 2024 310")
+    assert drop_contents(amounts, number=2, page_count=40) == amounts
+    # Three entries are too few to tell.
+    short = "Inleiding tot de regeling 2\nDe aanvraag indienen 3\nBezwaar maken 4"
+    assert drop_contents(short, number=1, page_count=10) == short
+    # A law citing its articles at line ends, far into the document, points back, not ahead.
+    law = ("as referred to in Article 5\nthe obligations laid down in Article 9\n"
+           "without prejudice to Article 12\nthe conditions set out in Article 14")
+    assert drop_contents(law, number=100, page_count=270) == law
+    assert drop_contents(law, number=2, page_count=270) != law  # shaped like contents there
 
 
 def test_short_documents_keep_their_lines():
