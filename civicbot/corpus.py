@@ -40,6 +40,9 @@ class IngestReport:
     sha256: str = ""  # of the file read (empty when it could not be read)
     source: str = ""  # where the document came from (a folder path or a public URL)
     ocr_pages: tuple[int, ...] = ()  # pages whose text was recognised from a scan
+    # An unchanged file read again because this civicbot prepares documents differently from
+    # the one that indexed it (Corpus._refresh): still no change to the collection.
+    reread: bool = False
 
     @property
     def ok(self) -> bool:
@@ -49,6 +52,8 @@ class IngestReport:
         """One line for a person."""
         if self.status == "rejected":
             return f"✗ {self.name}: rejected ({self.reason}): {self.message}"
+        if self.reread:
+            return f"· {self.name}: unchanged, read again after an upgrade"
         if self.status in ("unchanged", "removed"):
             return f"· {self.name}: {self.status}"
         line = (f"✓ {self.name}: {self.status}, {_count(self.pages, 'page')}, "
@@ -209,20 +214,23 @@ class Corpus:
             if wanted != current or rebuild or switched:
                 self._commit(list(wanted.values()))
             else:
-                self._refresh(list(wanted.values()), progress)
+                reread = self._refresh(list(wanted.values()), progress)
+                reports = [dataclasses.replace(r, reread=True) if r.status == "unchanged"
+                           and r.name in reread else r for r in reports]
         return reports
 
-    def _refresh(self, docs: list[DocInfo], progress: Progress | None) -> None:
+    def _refresh(self, docs: list[DocInfo], progress: Progress | None) -> set[str]:
         """After an upgrade that prepares documents differently (`CHUNKER_VERSION`: the
         chunker or the title rules changed), an ingest that changes nothing still reads the
         documents again and commits, so new passages and titles reach the index without a
         --rebuild. A document that cannot be read again (its file moved) leaves the index
         serving as it was: no change was asked for, so the error is logged, not raised; the
-        next change to the collection raises it (`_ensure_cached`)."""
+        next change to the collection raises it (`_ensure_cached`). Returns the names of the
+        documents read again (none when the index kept serving as it was)."""
         outdated = {info.name for info in docs
                     if not self.store.is_cached(self._key(info), self.embedder.name)}
         if not outdated:
-            return
+            return set()
         log.info("reading %d document(s) again: this civicbot prepares passages differently "
                  "from the one that indexed them", len(outdated))
         fresh: list[DocInfo] = []
@@ -237,9 +245,11 @@ class Corpus:
             self._commit(fresh)
         except IndexUnusable as exc:
             log.warning("the index keeps serving as it was: %s", exc)
+            return set()
         finally:
             if progress:
                 progress("", len(docs), len(docs))
+        return outdated
 
     def _commit(self, docs: list[DocInfo]) -> None:
         docs = [self._ensure_cached(info) for info in docs]

@@ -184,15 +184,22 @@ def test_an_upgrade_reaches_the_index_at_the_next_ingest_even_when_nothing_chang
     titles = {n: d.title for n, d in store.load(HashingEmbedder.name).docs.items()}
     assert titles["huur.md"] == titles["parking.txt"] == "Nieuw"
     assert "huur.md (read again after an upgrade)" in seen
+    # The librarian's report says so, and it stays no change for the audit log.
+    by_name = {r.name: r for r in reports}
+    assert by_name["huur.md"].reread and by_name["huur.md"].status == "unchanged"
+    assert by_name["huur.md"].describe() == "· huur.md: unchanged, read again after an upgrade"
+    assert not by_name["empty.txt"].reread
     again = store.current_generation()
-    corpus.ingest([docs])  # read once: the next ingest that changes nothing commits nothing
+    later = corpus.ingest([docs])  # read once: the next ingest that changes nothing commits nothing
     assert store.current_generation() == again
+    assert not any(r.reread for r in later)
 
     monkeypatch.setattr("civicbot.index.store.CHUNKER_VERSION", "c-later")
     (docs / "huur.md").rename(tmp_path / "huur.md")
     with caplog.at_level("WARNING", logger="civicbot.corpus"):
-        corpus.ingest([docs / "parking.txt"])
+        failed = corpus.ingest([docs / "parking.txt"])
     assert store.current_generation() == again
+    assert not any(r.reread for r in failed)  # nothing was read again into the index
     assert "huur.md" in store.load(HashingEmbedder.name).docs
     assert "keeps serving as it was" in caplog.text and "huur.md" in caplog.text
 
