@@ -76,10 +76,21 @@ def strip_running_lines(page: str, shapes: set[str]) -> str:
 # none of them: "Vanaf wanneer gelden de regels voor AI-modellen voor algemene doeleinden?" was
 # answered by quoting "AI-modellen voor algemene doeleinden met een systeemrisico 15 5." from a
 # guide's contents page. An entry is a line with a letter that ends in a page number.
-_ENTRY = re.compile(r"^(?P<title>.*[^\W\d_].*?)\s+(?P<page>\d{1,4})$")
 _CONTENTS_HEADING = re.compile(
     r"^(inhoud|inhoudsopgave|inhoudstafel|contents|table of contents)\s*:?$", re.I)
 MIN_ENTRIES = 4
+
+
+def _entry(line: str) -> tuple[str, int] | None:
+    """(title, page) of a line that may be a contents entry: words with a letter, then a
+    number of at most four digits. Split, not matched with a pattern: a pattern for it
+    backtracked in quadratic time on a long line (a page of 8,000 words without a break took
+    27 s)."""
+    parts = line.rsplit(None, 1)
+    if len(parts) == 2 and parts[1].isdigit() and len(parts[1]) <= 4 \
+            and any(ch.isalpha() for ch in parts[0]):
+        return parts[0], int(parts[1])
+    return None
 
 
 def drop_contents(page: str, number: int, page_count: int) -> str:
@@ -110,8 +121,8 @@ def drop_contents(page: str, number: int, page_count: int) -> str:
         text = line.strip()
         if not text:
             continue
-        m = _ENTRY.match(text)
-        target = int(m["page"]) if m else 0
+        m = _entry(text)
+        target = m[1] if m else 0
         if m is None and text.isdigit() and pending is not None and run \
                 and last <= int(text) <= page_count:  # the page number on a line of its own
             run.extend((pending, i))
@@ -121,7 +132,7 @@ def drop_contents(page: str, number: int, page_count: int) -> str:
             if pending is not None and run:
                 run.append(pending)
             run.append(i)
-            entries.append(m["title"])
+            entries.append(m[0])
             last, pending = target, None
         elif pending is None and run and not m:
             pending = i
@@ -129,7 +140,7 @@ def drop_contents(page: str, number: int, page_count: int) -> str:
             close()
             run, entries, last, pending = [], [], 0, None
             if m and 0 < target <= page_count:
-                run, entries, last = [i], [m["title"]], target
+                run, entries, last = [i], [m[0]], target
     close()
     if not drop:
         return page

@@ -59,6 +59,16 @@ def test_lists_that_are_not_a_table_of_contents_stay():
     assert drop_contents(law, number=2, page_count=270) != law  # shaped like contents there
 
 
+def test_a_long_line_is_read_in_linear_time():
+    """A pattern for contents entries backtracked quadratically on a long line (27 s for a
+    page of 8,000 words without a break); a hostile PDF has such pages. Timing is measured
+    outside the tests; here a line that would have taken hours is simply handled."""
+    line = "woord " * 200_000
+    assert drop_contents(line, number=1, page_count=10) == line
+    contents = "\n".join(f"Hoofdstuk over onderwerp {n} {n + 2}" for n in range(1, 40))
+    assert drop_contents(contents + "\n" + line, number=1, page_count=50) == line.strip()
+
+
 def test_short_documents_keep_their_lines():
     pages = ["Title\nBody", "Title\nMore"]
     assert running_lines(pages) == set()
