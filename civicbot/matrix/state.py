@@ -142,7 +142,11 @@ class BotState:
             if number and number <= self._written:
                 return
             self._written = max(self._written, number)
-            tmp = self.path.with_name(self.path.name + ".tmp")
+            # A name of this thread's own: a bot restarted in the same process (or the old
+            # one's last save, still in a worker thread) writes the same file, and a shared
+            # ".tmp" was renamed away under the other writer (seen in CI as a failed login).
+            tmp = self.path.with_name(
+                f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(data, f)

@@ -150,3 +150,29 @@ def test_an_older_snapshot_written_late_does_not_overwrite_a_newer_one(tmp_path)
     s.write(s.snapshot())
     s.write(older)  # e.g. a writer thread that ran late at shutdown
     assert BotState.load(tmp_path).next_batch == "s2"
+
+
+def test_two_states_of_one_folder_save_at_once(tmp_path):
+    """A bot restarted in the same process writes the state file while the old one's last
+    save may still run in a worker thread: they shared one temporary name, and one writer's
+    rename failed under the other (seen in CI as a failed login)."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def work(token: str) -> None:
+        state = BotState.load(tmp_path)
+        try:
+            for i in range(100):
+                state.set_sync_token(f"{token}{i}")
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in "abcd"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert BotState.load(tmp_path).next_batch[1:] == "99"
+    assert list(tmp_path.glob("*.tmp")) == [] and list(tmp_path.glob(".*.tmp")) == []
